@@ -1,0 +1,11 @@
+"""PLACEHOLDER: replaced by the policies work (issue 3)."""
+
+from __future__ import annotations
+
+
+class Allocation:
+    """Placeholder."""
+
+
+class Allocator:
+    """Placeholder."""

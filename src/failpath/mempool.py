@@ -1,0 +1,7 @@
+"""PLACEHOLDER: replaced by the policies work (issue 3)."""
+
+from __future__ import annotations
+
+
+class Mempool:
+    """Placeholder."""
