@@ -17,7 +17,11 @@ from failpath.points import Fault, Hit, make_error, mark
 
 ACTIONS = ("off", "raise", "raise_after", "return", "delay", "short", "crash", "print")
 
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+# Modules whose import does something visible (opens a browser, prints, starts a GUI):
+# a spec naming them must not import them, since nothing in a spec is executed.
+_NO_IMPORT = frozenset({"antigravity", "this", "__hello__", "__phello__", "idlelib",
+                        "turtle", "turtledemo", "tkinter"})
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) - _NO_IMPORT
 _exit = os._exit  # bound at import: a test that mocks os must not break `crash`
 _sleep = time.sleep
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from failpath import _state
 from failpath.actions import Action
-from failpath.errors import InvalidArgument, QueryError
+from failpath.errors import InvalidArgument, QueryError, SpecError
 from failpath.points import Fault, Hit, PointRecord, known
 from failpath.query import Query, format_record, parse_query, select
 from failpath.tags import Tag
@@ -241,6 +241,10 @@ def configure_from_env(environ: dict[str, str] | None = None) -> list[Rule]:
         return []
     try:
         return configure(spec)
+    except SpecError as exc:
+        err = SpecError(f"FAILPATH: {exc}")
+        err.spec, err.column = exc.spec, exc.column
+        raise err from None
     except InvalidArgument as exc:
         raise type(exc)(f"FAILPATH: {exc}") from None
 

@@ -25,9 +25,11 @@ class SpecError(FailpathError, ValueError):
         if spec:
             lo = max(0, column - 1 - 12)
             hi = min(len(spec), column - 1 + 12)
-            excerpt = spec[lo:hi]
+            # Control characters become spaces so the caret stays under the column.
+            excerpt = "".join(" " if ch.isspace() or not ch.isprintable() else ch
+                              for ch in spec[lo:hi])
             caret = " " * (column - 1 - lo) + "^"
-            message = f"{message} at column {column}: {excerpt!r}\n  {caret}"
+            message = f"{message} at column {column}:\n    {excerpt}\n    {caret}"
         super().__init__(message)
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from failpath.actions import Action, parse_args
@@ -75,7 +76,7 @@ class Trigger:
                 probability, (int, float)) or not 0 <= probability <= 100):
             raise InvalidArgument(f"probability={probability!r} must be a percentage 0-100")
         self.probability = 100.0 if probability is None else float(probability)
-        self.times = -1 if times is None else _check_int("times", times, -1)
+        self.times: int = -1 if times is None else _check_int("times", times, -1) or 0
         self.interval = _check_int("interval", interval, 1) or 1
         self.space = _check_int("space", space, 0)
         self.within = _globs("within", within)
@@ -116,7 +117,9 @@ class Trigger:
                 return False
             if (self.within or self.without) and not self._stack_ok():
                 return False
-            if self.space is not None and self.space > hit.size:
+            # space counts bytes, so only sized points consume it (an unsized hit moves
+            # no bytes and would otherwise never get past a positive space).
+            if self.space is not None and hit.sized and self.space > hit.size:
                 self.space -= hit.size
                 return False
             if self.interval > 1:
@@ -130,12 +133,12 @@ class Trigger:
             return True
 
     def _stack_ok(self) -> bool:
-        frame = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(2)
         modules: list[str] = []
         while frame is not None:
             if not frame.f_code.co_filename.startswith(_PKG_PREFIX):
                 modules.append(str(frame.f_globals.get("__name__", "")))
-            frame = frame.f_back  # type: ignore[assignment]
+            frame = frame.f_back
 
         def on_stack(globs: tuple[str, ...]) -> bool:
             return any(fnmatch.fnmatchcase(m, g) for m in modules for g in globs)
