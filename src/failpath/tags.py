@@ -97,7 +97,7 @@ def qualname_of(frame: FrameType) -> str:
     return code.co_name
 
 
-_tag_cache: dict[tuple[CodeType, int, str | None, str], Tag] = {}
+_tag_cache: dict[tuple[CodeType, str, object, int, str | None, str], Tag] = {}
 
 
 def tag_for(frame: FrameType | None, name: str | None, cls: str) -> Tag:
@@ -105,11 +105,13 @@ def tag_for(frame: FrameType | None, name: str | None, cls: str) -> Tag:
     if frame is None:
         return Tag("<unknown>", "<unknown>", "<unknown>", 0, name, cls)
     code = frame.f_code
-    key = (code, frame.f_lineno, name, cls)
+    module = frame.f_globals.get("__name__", "<unknown>")
+    # Code objects compare equal across files and modules when their bytecode is the same
+    # (the filename is not compared), so the file and module are part of the key.
+    key = (code, code.co_filename, module, frame.f_lineno, name, cls)
     tag = _tag_cache.get(key)
     if tag is None:
-        module = str(frame.f_globals.get("__name__", "<unknown>"))
-        tag = Tag(module, qualname_of(frame), code.co_filename, frame.f_lineno, name, cls)
+        tag = Tag(str(module), qualname_of(frame), code.co_filename, frame.f_lineno, name, cls)
         _tag_cache[key] = tag
     return tag
 
