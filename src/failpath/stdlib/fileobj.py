@@ -1,0 +1,308 @@
+"""Instrumented ``open``: file objects that are real ``io`` class instances and fail on demand.
+
+``open`` builds the same layers ``io.open`` does, from subclasses of ``io.FileIO``,
+``io.BufferedReader`` / ``BufferedWriter`` / ``BufferedRandom`` and ``io.TextIOWrapper``,
+so ``isinstance`` checks keep working. Their read, write, flush and close methods are
+points (``file.read`` and so on); one user call is one point, whichever layer it reaches.
+Files are always built from these classes, also while disarmed, so a file opened before a
+point is armed can still be failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from failpath import _state
+from failpath.stdlib import _hit, _real, defaults
+from failpath.stdlib.recorder import recorder
+
+Method = Callable[..., Any]
+
+
+def _filename(f: Any) -> str | None:
+    try:
+        name = f.name
+    except (AttributeError, ValueError):
+        return None  # a detached or half-built layer: the error then carries no filename
+    return _hit.filename_of(name)
+
+
+def _usable(f: Any, ability: str) -> bool:
+    """False when the real call will fail on its own (closed, or not readable/writable)."""
+    return not f.closed and bool(getattr(f, ability)())
+
+
+def _read_slow(f: Any, real: Method, args: tuple[Any, ...]) -> Any:
+    if not _usable(f, "readable"):
+        return real(f, *args)
+    fault = _hit.fault_at("file.read", "io:read", defaults.EIO, _filename(f))
+    return _hit.call(fault, real, f, *args)
+
+
+def make_reader(real: Method) -> Method:
+    """An instrumented read-like method (``read``, ``readline``, ``readinto``, ...)."""
+
+    @functools.wraps(real)
+    def method(self: Any, *args: Any) -> Any:
+        if not _state.armed:
+            return real(self, *args)
+        return _read_slow(self, real, args)
+
+    return method
+
+
+def _write_slow(f: Any, real: Method, data: Any, layer: str) -> Any:
+    if not _usable(f, "writable"):
+        return real(f, data)
+    fault = _hit.fault_at("file.write", "io:write", defaults.ENOSPC, _filename(f),
+                          _hit.nbytes(data), True)
+    if fault is None or fault.kind != "short":
+        return _hit.call(fault, real, f, data)
+    written = _hit.nested(real, f, _hit.prefix(data, fault.value))
+    if layer == "raw":
+        return written  # a raw write may move fewer bytes; the caller must loop
+    # Buffered and text writes never return short: the prefix reaches the OS, then the
+    # failure that stopped the rest is raised, as a real full disk does.
+    _hit.nested(f.flush)
+    assert fault.exc is not None
+    raise fault.exc
+
+
+def make_writer(real: Method, layer: str) -> Method:
+    """An instrumented ``write``; ``layer`` is ``raw``, ``buffered`` or ``text``."""
+
+    @functools.wraps(real)
+    def write(self: Any, data: Any, /) -> Any:
+        if not _state.armed:
+            return real(self, data)
+        return _write_slow(self, real, data, layer)
+
+    return write
+
+
+def _writelines_slow(f: Any, real: Method, lines: Any) -> Any:
+    if not _usable(f, "writable"):
+        return real(f, lines)
+    fault = _hit.fault_at("file.write", "io:write", defaults.ENOSPC, _filename(f))
+    return _hit.call(fault, real, f, lines)
+
+
+def make_writelines(real: Method) -> Method:
+    """An instrumented ``writelines`` (one point for the whole call)."""
+
+    @functools.wraps(real)
+    def method(self: Any, lines: Any, /) -> Any:
+        if not _state.armed:
+            return real(self, lines)
+        return _writelines_slow(self, real, lines)
+
+    return method
+
+
+def _flush_slow(f: Any, real: Method) -> Any:
+    if not _usable(f, "writable"):
+        return real(f)
+    fault = _hit.fault_at("file.flush", "io:flush", defaults.ENOSPC, _filename(f))
+    return _hit.call(fault, real, f)
+
+
+def make_flusher(real: Method) -> Method:
+    """An instrumented ``flush``."""
+
+    @functools.wraps(real)
+    def flush(self: Any) -> Any:
+        if not _state.armed:
+            return real(self)
+        return _flush_slow(self, real)
+
+    return flush
+
+
+def _close_slow(f: Any, real: Method) -> Any:
+    # io's finalizer sets _finalizing before calling close(): never inject into a __del__.
+    if f.closed or getattr(f, "_finalizing", False):
+        return real(f)
+    fault = _hit.fault_at("file.close", "io:close", defaults.EIO, _filename(f))
+    # close(2) releases the descriptor even when it fails: the file is closed either way.
+    result = _hit.nested(real, f)
+    if fault is None:
+        return result
+    if fault.kind == "return":
+        return fault.value
+    assert fault.exc is not None
+    raise fault.exc
+
+
+def make_closer(real: Method) -> Method:
+    """An instrumented ``close``: the file is always closed, then the error (if any) raised."""
+
+    @functools.wraps(real)
+    def close(self: Any) -> Any:
+        if not _state.armed:
+            return real(self)
+        return _close_slow(self, real)
+
+    return close
+
+
+class FileIO(io.FileIO):
+    """``io.FileIO`` whose reads, writes and close are injection points."""
+
+    __slots__ = ()
+    read = make_reader(io.FileIO.read)
+    readall = make_reader(io.FileIO.readall)
+    readinto = make_reader(io.FileIO.readinto)
+    readline = make_reader(io.FileIO.readline)
+    readlines = make_reader(io.FileIO.readlines)
+    write = make_writer(io.FileIO.write, "raw")
+    writelines = make_writelines(io.FileIO.writelines)
+    close = make_closer(io.FileIO.close)
+
+
+class BufferedReader(io.BufferedReader):
+    """``io.BufferedReader`` whose reads and close are injection points."""
+
+    __slots__ = ()
+    read = make_reader(io.BufferedReader.read)
+    readinto = make_reader(io.BufferedReader.readinto)
+    readline = make_reader(io.BufferedReader.readline)
+    readlines = make_reader(io.BufferedReader.readlines)
+    close = make_closer(io.BufferedReader.close)
+
+
+class BufferedWriter(io.BufferedWriter):
+    """``io.BufferedWriter`` whose writes, flush and close are injection points."""
+
+    __slots__ = ()
+    write = make_writer(io.BufferedWriter.write, "buffered")
+    writelines = make_writelines(io.BufferedWriter.writelines)
+    flush = make_flusher(io.BufferedWriter.flush)
+    close = make_closer(io.BufferedWriter.close)
+
+
+class BufferedRandom(io.BufferedRandom):
+    """``io.BufferedRandom`` whose reads, writes, flush and close are injection points."""
+
+    __slots__ = ()
+    read = make_reader(io.BufferedRandom.read)
+    readinto = make_reader(io.BufferedRandom.readinto)
+    readline = make_reader(io.BufferedRandom.readline)
+    readlines = make_reader(io.BufferedRandom.readlines)
+    write = make_writer(io.BufferedRandom.write, "buffered")
+    writelines = make_writelines(io.BufferedRandom.writelines)
+    flush = make_flusher(io.BufferedRandom.flush)
+    close = make_closer(io.BufferedRandom.close)
+
+
+class TextIOWrapper(io.TextIOWrapper):
+    """``io.TextIOWrapper`` whose reads, writes, flush and close are injection points."""
+
+    __slots__ = ()
+    read = make_reader(io.TextIOWrapper.read)
+    readline = make_reader(io.TextIOWrapper.readline)
+    readlines = make_reader(io.TextIOWrapper.readlines)
+    write = make_writer(io.TextIOWrapper.write, "text")
+    writelines = make_writelines(io.TextIOWrapper.writelines)
+    flush = make_flusher(io.TextIOWrapper.flush)
+    close = make_closer(io.TextIOWrapper.close)
+
+
+def _parse_mode(mode: Any, encoding: Any, errors: Any, newline: Any, buffering: Any
+                ) -> tuple[str, bool] | None:
+    """``(raw mode, binary)`` for a mode ``io.open`` accepts; None to let io.open decide."""
+    if not isinstance(mode, str) or not isinstance(buffering, int):
+        return None
+    chars = set(mode)
+    kinds = chars & set("rwxa")
+    if len(chars) != len(mode) or not chars <= set("rwxa+tb") or len(kinds) != 1:
+        return None
+    binary = "b" in chars
+    if binary and ("t" in chars or encoding is not None or errors is not None
+                   or newline is not None):
+        return None
+    return kinds.pop() + ("+" if "+" in chars else ""), binary
+
+
+def _layers(raw: FileIO, rawmode: str, binary: bool, buffering: int, mode: str,
+            encoding: Any, errors: Any, newline: Any) -> Any:
+    """Wrap ``raw`` in the buffered and text layers, exactly as ``io.open`` decides them."""
+    line_buffering = buffering == 1 or (buffering < 0 and raw.isatty())
+    if line_buffering:
+        buffering = -1
+    if buffering < 0:
+        buffering = getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE)
+        if buffering <= 1:
+            buffering = io.DEFAULT_BUFFER_SIZE
+    if buffering == 0:
+        if binary:
+            return raw
+        raise ValueError("can't have unbuffered text I/O")
+    layer = (BufferedRandom if "+" in rawmode else
+             BufferedReader if rawmode == "r" else BufferedWriter)
+    buffer = layer(raw, buffering)
+    if binary:
+        return buffer
+    text = TextIOWrapper(buffer, encoding, errors, newline, line_buffering)
+    text.mode = mode  # type: ignore[misc]
+    return text
+
+
+def _build(file: Any, mode: str, rawmode: str, binary: bool, buffering: int, encoding: Any,
+           errors: Any, newline: Any, closefd: bool, opener: Any) -> Any:
+    raw = FileIO(file, rawmode, closefd, opener=opener)
+    try:
+        return _layers(raw, rawmode, binary, buffering, mode, encoding, errors, newline)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _close_file(f: Any) -> None:
+    f.close()
+
+
+def _open_slow(build: Callable[[], Any], file: Any, rawmode: str) -> Any:
+    if rawmode != "r" and recorder.active:
+        recorder.add(file)
+    fault = _hit.fault_at("open", "io:open", defaults.EACCES, _hit.filename_of(file))
+    return _hit.call(fault, build, undo=_close_file)
+
+
+@functools.wraps(_real.real_open)
+def open(
+    file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None,
+    errors: str | None = None, newline: str | None = None, closefd: bool = True,
+    opener: Callable[[str, int], int] | None = None,
+) -> Any:
+    parsed = _parse_mode(mode, encoding, errors, newline, buffering)
+    if parsed is None:  # let io.open raise its own error for a bad argument
+        return _real.real_open(file, mode, buffering, encoding, errors, newline, closefd,
+                               opener)
+    rawmode, binary = parsed
+    if binary and buffering == 1:
+        warnings.warn("line buffering (buffering=1) isn't supported in binary mode, the "
+                      "default buffer size will be used", RuntimeWarning, stacklevel=2)
+    if not _state.armed:
+        return _build(file, mode, rawmode, binary, buffering, encoding, errors, newline,
+                      closefd, opener)
+    build = functools.partial(_build, file, mode, rawmode, binary, buffering, encoding,
+                              errors, newline, closefd, opener)
+    return _open_slow(build, file, rawmode)
+
+
+_hit.name_point(open, "open")
+
+
+def targets() -> list[tuple[object, str, Any]]:
+    """(owner, attribute, replacement): ``builtins.open`` and ``io.open``."""
+    import builtins
+
+    return [(builtins, "open", open), (io, "open", open)]
+
+
+__all__ = ["BufferedRandom", "BufferedReader", "BufferedWriter", "FileIO", "TextIOWrapper",
+           "open", "targets"]

@@ -1,0 +1,114 @@
+"""Recording the paths written through instrumented calls, for the sweep's snapshots."""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import TracebackType
+from typing import Any
+
+from failpath import _state
+from failpath.points import Hit
+
+
+def _observe(hit: Hit) -> None:
+    """A hook that never injects: it keeps points armed so instrumented calls record."""
+    return None
+
+
+class Recorder:
+    """The absolute paths instrumented calls touched for writing, while started.
+
+    Recorded (``files`` group): ``open`` for writing, ``os.open`` with write flags,
+    rename/replace (source and destination), unlink/remove, mkdir/makedirs, rmdir,
+    truncate, shutil copy/move destinations (and the move source), mkstemp and
+    NamedTemporaryFile files (after creation); ``db`` group: the database file and its
+    ``-journal``, ``-wal`` and ``-shm`` siblings. A path is recorded *before* the point is
+    checked, so a hook that forks at the hit already sees it. Nothing is recorded while
+    stopped, and a stopped recorder costs nothing.
+
+    Attributes:
+        unresolved: paths relative to a ``dir_fd`` that could not be resolved (no
+            ``/proc/self/fd``); when non-zero, writes happened outside :attr:`paths`.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.unresolved = 0
+        self._paths: set[str] = set()
+        self._starts = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "started" if self.active else "stopped"
+        return f"<Recorder {state} {len(self._paths)} paths, {self.unresolved} unresolved>"
+
+    def start(self) -> None:
+        """Start recording (nests: each start needs its stop); arms points while started."""
+        with self._lock:
+            self._starts += 1
+            self.active = True
+        _state.add_hook(_observe)
+
+    def stop(self) -> None:
+        """Undo one :meth:`start`; the paths recorded so far are kept."""
+        with self._lock:
+            self._starts = max(self._starts - 1, 0)
+            self.active = self._starts > 0
+        if not self.active:
+            _state.remove_hook(_observe)
+
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """A snapshot of the paths recorded since the last :meth:`clear`."""
+        with self._lock:
+            return frozenset(self._paths)
+
+    def clear(self) -> None:
+        """Forget the recorded paths and the unresolved count."""
+        with self._lock:
+            self._paths.clear()
+            self.unresolved = 0
+
+    def take(self) -> frozenset[str]:
+        """Return the recorded paths and forget them, atomically."""
+        with self._lock:
+            paths = frozenset(self._paths)
+            self._paths.clear()
+            return paths
+
+    def add(self, path: Any, dir_fd: int | None = None) -> None:
+        """Record ``path`` (str, bytes or PathLike; file descriptors are ignored)."""
+        if isinstance(path, int) or not self.active:
+            return
+        try:
+            text = os.fsdecode(os.fspath(path))
+        except TypeError:
+            return  # not a path: the real call rejects it with its own error
+        if dir_fd is not None and not os.path.isabs(text):
+            base = self._dir_of(dir_fd)
+            if base is None:
+                return
+            text = os.path.join(base, text)
+        with self._lock:
+            self._paths.add(os.path.abspath(text))
+
+    def _dir_of(self, dir_fd: int) -> str | None:
+        try:
+            return os.readlink(f"/proc/self/fd/{dir_fd}")
+        except OSError:
+            with self._lock:
+                self.unresolved += 1
+            return None
+
+
+#: The process-wide recorder the sweep reads.
+recorder = Recorder()
