@@ -292,7 +292,7 @@ def test_fallible_async_closure_falls_back_to_an_async_wrapper() -> None:
 @fallible("fx.tb")
 def fails_inside() -> None:
     x = {}
-    x["missing"]  # the traceback must point at this line  # noqa: B018
+    x["missing"]  # the traceback must point at this line
 
 
 def test_traceback_of_an_inlined_function_points_at_the_users_line() -> None:
@@ -300,13 +300,13 @@ def test_traceback_of_an_inlined_function_points_at_the_users_line() -> None:
         fails_inside()
     last = traceback.extract_tb(info.value.__traceback__)[-1]
     assert last.filename == __file__ and last.name == "fails_inside"
-    assert last.line == 'x["missing"]  # the traceback must point at this line  # noqa: B018'
+    assert last.line == 'x["missing"]  # the traceback must point at this line'
 
 
 class _Cols:
     @fallible("fx.cols")
     def method(self) -> None:
-        {}["k"]  # noqa: B018
+        {}["k"]
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="column positions are 3.11+")
@@ -322,7 +322,7 @@ def test_traceback_columns_of_an_inlined_method_match_the_source() -> None:
 
 def test_fallible_under_other_decorators_wraps_their_result() -> None:
     @fallible("fx.cached")
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def cached(x: int) -> int:
         return x
 
