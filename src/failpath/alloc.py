@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from types import FrameType
 
-from failpath import _state, gfp, points, tags
+from failpath import _state, gfp, tags
 from failpath.errors import AllocationWarning, AllocatorStall, FailpathError, InvalidArgument
 from failpath.gfp import COSTLY_ORDER, GFP_KERNEL, Gfp
+from failpath.points import check
 
 #: Passes without progress before RETRY_MAYFAIL fails or too-small-to-fail calls the OOM
 #: handler (the kernel's MAX_RECLAIM_RETRIES).
@@ -224,7 +225,7 @@ class Allocator:
         tag = tags.tag_for(tags.caller_frame(frame) or frame, None, "memory")
         order = gfp.order_of(size, self.page_size)
         contract = gfp.contract_of(gfp.resolve(flags), order)
-        fault = points.check(tag, flags=flags, size=size, sized=False, contract=contract,
+        fault = check(tag, flags=flags, size=size, sized=False, contract=contract,
                              error=None)
         return self._alloc(size, flags, fault is not None)
 

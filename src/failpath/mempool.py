@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from failpath import _state, gfp, points, tags
+from failpath import _state, gfp, tags
 from failpath.alloc import Allocation, Allocator, other_threads_alive
 from failpath.errors import InvalidArgument, MempoolDeadlock
 from failpath.gfp import GFP_KERNEL, Gfp
+from failpath.points import check
 
 _FORCED = int(Gfp.NOMEMALLOC | Gfp.NORETRY | Gfp.NOWARN)
 _CLEARED_FIRST = int(Gfp.DIRECT_RECLAIM | Gfp.IO)
@@ -77,6 +78,7 @@ class Mempool:
     Raises:
         InvalidArgument: a bad ``min_nr``, callable, ``name`` or ``repoll``.
         MemoryError: the ``min_nr`` elements could not be preallocated.
+        AllocatorStall: (``for_allocator``) preallocating would wait forever.
     """
 
     def __init__(self, min_nr: int, alloc_fn: Callable[[int], Any],
@@ -182,15 +184,18 @@ class Mempool:
 
     def _prefill(self) -> None:
         got: list[Any] = []
-        for _ in range(self.min_nr):
-            element = self._attempt(int(GFP_KERNEL))
-            if element is None:
-                for old in got:
-                    self._free_fn(old)
-                raise MemoryError(f"Mempool {self.name!r}: could not preallocate "
-                                  f"min_nr={self.min_nr} elements (got {len(got)}); free "
-                                  "memory or lower min_nr")
-            got.append(element)
+        try:
+            for _ in range(self.min_nr):
+                element = self._attempt(int(GFP_KERNEL))
+                if element is None:
+                    raise MemoryError(f"Mempool {self.name!r}: could not preallocate "
+                                      f"min_nr={self.min_nr} elements (got {len(got)}); free "
+                                      "memory or lower min_nr")
+                got.append(element)
+        except BaseException:
+            for old in got:
+                self._free_fn(old)
+            raise
         self._reserve = got
 
     def _attempt(self, flags: int) -> Any:
@@ -200,7 +205,7 @@ class Mempool:
             tag = tags.tag_for(tags.caller_frame(frame) or frame, None, "memory:mempool")
             order = gfp.order_of(self._size) if self._size else 0
             contract = gfp.contract_of(gfp.resolve(flags), order)
-            fault = points.check(tag, flags=flags, size=self._size, sized=False,
+            fault = check(tag, flags=flags, size=self._size, sized=False,
                                  contract=contract, error=None)
             if fault is not None:
                 with self._cond:
