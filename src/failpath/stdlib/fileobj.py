@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -125,7 +126,7 @@ def make_flusher(real: Method) -> Method:
 def _close_slow(f: Any, real: Method) -> Any:
     # io's finalizer sets _finalizing before calling close(): never inject into a __del__.
     if f.closed or getattr(f, "_finalizing", False):
-        return real(f)
+        return _hit.nested(real, f)  # nested: the inner layers are finalizing too
     fault = _hit.fault_at("file.close", "io:close", defaults.EIO, _filename(f))
     # close(2) releases the descriptor even when it fails: the file is closed either way.
     result = _hit.nested(real, f)
@@ -253,6 +254,8 @@ def _layers(raw: FileIO, rawmode: str, binary: bool, buffering: int, mode: str,
 
 def _build(file: Any, mode: str, rawmode: str, binary: bool, buffering: int, encoding: Any,
            errors: Any, newline: Any, closefd: bool, opener: Any) -> Any:
+    if not isinstance(file, (str, bytes, int)):
+        file = os.fspath(file)  # as io.open does: the name is the str, not the Path
     raw = FileIO(file, rawmode, closefd, opener=opener)
     try:
         return _layers(raw, rawmode, binary, buffering, mode, encoding, errors, newline)
