@@ -1,0 +1,150 @@
+"""The pytest plugin: ``pytest --failpath``, the ``failpath_invariant`` fixture, reproducers,
+and the sweep's in-process agent (when the runner starts pytest with FAILPATH_AGENT)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+
+_AGENT = pytest.StashKey[Any]()
+_EXC = pytest.StashKey[dict[str, BaseException]]()
+_current_agent: Any = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("failpath", "fault-injection sweep (failpath)")
+    group.addoption("--failpath", action="store_true", default=False,
+                    help="sweep this suite: fail every (test, point, nth hit) once and "
+                         "classify what the code did (same as `failpath sweep`)")
+    group.addoption("--failpath-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a failpath setting for --failpath, e.g. --failpath-set mode=both")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "failpath_skip: never sweep this test")
+    raw = os.environ.get("FAILPATH_AGENT")
+    if raw:
+        _start_agent(config, json.loads(raw))
+    elif os.environ.get("FAILPATH"):
+        # A reproducer: instrument the standard library so stdlib tags can be armed.
+        from failpath import stdlib
+
+        groups = os.environ.get("FAILPATH_GROUPS", "files,net,db,proc").split(",")
+        stdlib.install([g for g in groups if g])
+        config.stash[_AGENT] = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("failpath") or os.environ.get("FAILPATH_AGENT"):
+        return None
+    from failpath.sweep.command import sweep_from_pytest
+
+    return sweep_from_pytest(config)
+
+
+def pytest_runtestloop(session: pytest.Session) -> None:
+    if os.environ.get("FAILPATH") and not os.environ.get("FAILPATH_AGENT"):
+        # Count a reproducer's hits from the first test on, as the sweep counted them.
+        import failpath
+
+        failpath.configure(os.environ["FAILPATH"])
+
+
+@pytest.fixture
+def failpath_invariant(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Register recovery checks run at teardown: ``failpath_invariant(fn)``.
+
+    ``fn()`` returning False or raising means the persistent state is inconsistent. In a
+    plain pytest run the test then errors at teardown; in a sweep the unit is classified
+    ``inconsistent``.
+    """
+    checks: list[tuple[str, Callable[[], Any]]] = []
+
+    def register(fn: Callable[[], Any], name: str | None = None) -> Callable[[], Any]:
+        if not callable(fn):
+            raise TypeError(f"failpath_invariant(fn={fn!r}) needs a callable check")
+        checks.append((name or str(getattr(fn, "__qualname__", repr(fn))), fn))
+        return fn
+
+    yield register
+    from failpath.sweep.oracles import Invariants
+
+    inv = Invariants()
+    for name, fn in checks:
+        inv.add(fn, name)
+    failures = inv.run()
+    agent = _current_agent
+    if agent is not None and agent.phase in ("sweep", "child"):
+        agent.invariant_failures.extend(failures)
+    elif failures:
+        pytest.fail("failpath invariant failed: " + "; ".join(failures), pytrace=False)
+
+
+# -- the agent --------------------------------------------------------------------------
+def _start_agent(config: pytest.Config, raw: dict[str, Any]) -> None:
+    from failpath import stdlib
+    from failpath.sweep import explore
+
+    global _current_agent
+    options = explore.AgentOptions.from_json(raw)
+    cov = None
+    if options.coverage:
+        import coverage
+
+        cov = coverage.Coverage(data_file=None, source=[options.root], config_file=False)
+        cov.start()
+    recorder = getattr(stdlib, "recorder", None)
+    agent = explore.Agent(options, _run_item, coverage=cov, recorder=recorder)
+    agent.pytest_args = list(raw.get("pytest_args", []))
+    stdlib.install(options.groups)
+    if recorder is not None:
+        recorder.start()
+    explore.install(agent)
+    _current_agent = agent
+    config.stash[_AGENT] = agent
+    config.pluginmanager.register(_AgentPlugin(agent, options), "failpath-agent")
+
+
+def _run_item(item: pytest.Item) -> dict[str, Any]:
+    from _pytest.runner import runtestprotocol
+
+    item.stash[_EXC] = {}
+    reports = runtestprotocol(item, nextitem=None, log=False)
+    status, exc, longrepr = "passed", None, None
+    for rep in reports:
+        if rep.failed:
+            status, longrepr = "failed", str(rep.longrepr)[-4000:]
+            exc = item.stash[_EXC].get(rep.when)
+            break
+        if rep.skipped and rep.when in ("setup", "call"):
+            status = "skipped"
+    output = "".join(f"--- {name} ---\n{text}" for rep in reports
+                     for name, text in rep.sections if text)
+    item.stash[_EXC] = {}
+    return {"status": status, "exc": exc, "longrepr": longrepr, "output": output}
+
+
+class _AgentPlugin:
+    def __init__(self, agent: Any, options: Any) -> None:
+        self.agent = agent
+        self.options = options
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        rep = yield
+        if call.excinfo is not None and rep.failed and _EXC in item.stash:
+            item.stash[_EXC][call.when] = call.excinfo.value
+        return rep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        from failpath.sweep import worker
+
+        worker.serve(self.agent, self.options, session)
+        return True

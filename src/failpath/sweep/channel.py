@@ -1,0 +1,56 @@
+"""JSON lines over pipes between the runner, its agents and their children."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+from typing import Any
+
+# Bound at import: the agent instruments os.* and must keep its own channel real.
+_write = os.write
+_read = os.read
+_close = os.close
+
+
+def send(fd: int, message: dict[str, Any]) -> None:
+    """Write one message (a JSON line) completely."""
+    data = (json.dumps(message, default=str) + "\n").encode()
+    while data:
+        written = _write(fd, data)
+        data = data[written:]
+
+
+class Reader:
+    """Reads JSON lines from one fd, with a timeout, keeping partial lines."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+        self.eof = False
+
+    def fileno(self) -> int:
+        """The fd, for selectors."""
+        return self.fd
+
+    def pump(self) -> list[dict[str, Any]]:
+        """Read what is available now (one read); the complete messages."""
+        chunk = _read(self.fd, 1 << 16)
+        if not chunk:
+            self.eof = True
+        self.buffer += chunk
+        messages = []
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                messages.append(json.loads(line))
+        return messages
+
+    def wait(self, timeout: float) -> list[dict[str, Any]]:
+        """Messages that arrive within ``timeout`` seconds ([] on timeout)."""
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        return self.pump() if ready else []
+
+    def close(self) -> None:
+        """Close the fd."""
+        _close(self.fd)

@@ -1,0 +1,75 @@
+"""What the sweep shows while it runs and when it ends (the terminal report renders it)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+
+class Display:
+    """Receives runner events; shows live progress and, at the end, the summary."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.quiet = bool(settings.get("quiet"))
+        self.done = 0
+        self.total = 0
+        self.bugs = 0
+        self.started = time.monotonic()
+        self.progress: Any = None
+        self.console: Any = None
+        self._baseline = 0
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """A runner event: phase, collected, baseline, unit, respawn."""
+        if kind == "phase" and data["phase"] == "sweep":
+            self.done, self.total = data.get("done", 0), data.get("total", 0)
+            self._line(f"failpath: baseline done ({self._baseline} tests); "
+                       f"sweeping {self.total - self.done} of {self.total} units")
+            self._start_progress()
+        elif kind == "collected":
+            self._line(f"failpath: {len(data['tests'])} tests collected; running the baseline")
+        elif kind == "baseline":
+            self._baseline += 1
+        elif kind == "unit":
+            self.done += 1
+            bug = bool(data["result"].get("bug"))
+            self.bugs += int(bug)
+            if self.progress is not None:
+                self.progress.advance(data["result"]["outcome"], bug)
+        elif kind == "respawn":
+            self._line(f"failpath: worker {data['agent']} died (status {data['status']}); "
+                       "replaying its test unit by unit")
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def _start_progress(self) -> None:
+        if self.quiet or self.total - self.done <= 0:
+            return
+        from failpath.report.terminal import Progress
+
+        self.progress = Progress(self._console(), self.total - self.done)
+        self.progress.start()
+
+    def _console(self) -> Any:
+        if self.console is None:
+            from rich.console import Console
+
+            self.console = Console(stderr=True, no_color=bool(self.settings.get("no_color")),
+                                   highlight=False)
+        return self.console
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def summary(self, result: dict[str, Any]) -> None:
+        """The end-of-sweep report."""
+        from failpath.report.terminal import render_summary
+
+        render_summary(result, self._console())

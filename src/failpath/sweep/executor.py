@@ -1,0 +1,113 @@
+"""Local worker pool: agent processes (pytest + failpath agent) and their message streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from failpath.sweep import channel
+
+# Bound at import: the runner never runs instrumented, but it must not depend on that.
+_Popen = subprocess.Popen
+_pipe = os.pipe
+_close = os.close
+_open = open
+
+
+@dataclass
+class AgentProc:
+    """One agent process and what it was given."""
+
+    index: int
+    proc: subprocess.Popen[bytes]
+    reader: channel.Reader
+    command_fd: int
+    log_path: str
+    log: IO[bytes]
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> unit, in flight
+    current_test: str | None = None
+    finished: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+
+    def send_plan(self, path: str) -> None:
+        """Point the agent at a plan file, then tell it there is no more."""
+        channel.send(self.command_fd, {"type": "plan", "path": path})
+        channel.send(self.command_fd, {"type": "end"})
+
+    def kill(self) -> None:
+        """Stop the agent and everything it started."""
+        try:
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass  # already gone
+        self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        """Release the pipes and the log."""
+        for fd in (self.reader.fd, self.command_fd):
+            try:
+                _close(fd)
+            except OSError:
+                continue  # closed already
+        self.log.close()
+
+
+def agent_command(pytest_args: list[str]) -> list[str]:
+    """The command line of an agent process."""
+    return [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
+            "-p", "no:randomly", "--capture=sys", "-q", "--no-header", *pytest_args]
+
+
+def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str],
+          state_dir: str) -> AgentProc:
+    """Start an agent in ``root`` with ``options`` (see explore.AgentOptions)."""
+    out_r, out_w = _pipe()
+    in_r, in_w = _pipe()
+    opts = dict(options, out_fd=out_w, in_fd=in_r, pytest_args=pytest_args)
+    env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts), COVERAGE_CORE="ctrace",
+               PYTHONDONTWRITEBYTECODE="1")
+    env.pop("FAILPATH", None)
+    log_path = os.path.join(state_dir, f"agent-{index}.log")
+    log = _open(log_path, "ab")
+    proc = _Popen(agent_command(pytest_args), cwd=root, env=env, pass_fds=(out_w, in_r),
+                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                  start_new_session=True)
+    _close(out_w)
+    _close(in_r)
+    return AgentProc(index, proc, channel.Reader(out_r), in_w, log_path, log)
+
+
+def messages(agents: list[AgentProc], timeout: float) -> Iterator[tuple[AgentProc, dict[str, Any]]]:
+    """(agent, message) pairs as they arrive; an EOF yields ``{"type": "eof"}`` once."""
+    sel = selectors.DefaultSelector()
+    try:
+        for agent in agents:
+            if not agent.finished:
+                sel.register(agent.reader.fd, selectors.EVENT_READ, agent)
+        for key, _ in sel.select(timeout):
+            agent = key.data
+            batch = agent.reader.pump()
+            agent.last_seen = time.monotonic()
+            for message in batch:
+                yield agent, message
+            if agent.reader.eof:
+                yield agent, {"type": "eof"}
+    finally:
+        sel.close()
+
+
+def log_tail(path: str, lines: int = 30) -> str:
+    """The last lines of an agent's log, for error messages."""
+    try:
+        with _open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"

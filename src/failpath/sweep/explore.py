@@ -1,0 +1,577 @@
+"""The in-process agent: runs tests, counts hits, forks at points, and reports each unit.
+
+One agent runs inside a pytest process started by the runner. Its hook sees every hit:
+in the baseline it counts them; in a sweep it forks at each planned (point, nth hit) —
+the child takes the failure, runs the test to its end and reports; the parent restores
+what the child wrote and goes on down the success path (fork-at-point). Units it cannot
+fork for safely (threads, a running event loop) run afterwards from a fresh fork of the
+pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failpath import _state
+from failpath.actions import Action
+from failpath.points import Fault, Hit
+from failpath.sweep import channel, isolation, oracles
+from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES, RunFacts, classify, describe
+from failpath.triggers import parse_chain
+
+# Bound at import, before the standard library is instrumented in this process.
+_fork = os.fork
+_pipe = os.pipe
+_close = os.close
+_waitpid = os.waitpid
+_killpg = os.killpg
+_setpgid = os.setpgid
+_exit = os._exit
+_Popen = subprocess.Popen
+_getpid = os.getpid
+
+OUTPUT_LIMIT = 4000
+
+
+@dataclass(slots=True)
+class UnitSpec:
+    """One unit: fail the ``nth`` hit of ``tag`` in ``test`` with ``action``."""
+
+    id: str
+    test: str
+    tag: str
+    nth: int
+    mode: str
+    action: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UnitSpec:
+        """Build from a plan entry."""
+        return cls(data["id"], data["test"], data["tag"], int(data["nth"]), data["mode"],
+                   data["action"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (a plan entry)."""
+        return {"id": self.id, "test": self.test, "tag": self.tag, "nth": self.nth,
+                "mode": self.mode, "action": self.action}
+
+
+@dataclass(slots=True)
+class ChildState:
+    """What a unit's child tracks from its fault to its report."""
+
+    unit: UnitSpec
+    result_fd: int
+    pid: int
+    strategy: str
+    action: Action
+    fired: bool = False
+    absorbed: bool = False
+    injected: BaseException | None = None
+    error: str | None = None
+    rehits: int = 0  # hits of the same point after the fault: a retry
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class AgentOptions:
+    """What the runner tells an agent (through the FAILPATH_AGENT variable)."""
+
+    root: str
+    out_fd: int = -1
+    in_fd: int = -1
+    baseline: bool = True
+    strategy: str = "auto"
+    groups: list[str] = field(default_factory=list)
+    coverage: bool = True
+    clean_errors: list[str] = field(default_factory=list)
+    memory_limit: int = 2048
+    timeout: float = 0.0
+    unit: dict[str, Any] | None = None  # subprocess child: run this one unit
+    clean: dict[str, Any] | None = None  # subprocess child: the test's clean delta
+    result_fd: int = -1
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AgentOptions:
+        """Build from the decoded FAILPATH_AGENT value."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def fork_safe() -> bool:
+    """True when forking here keeps the child faithful: one thread, no running loop."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if threading.active_count() > 1:
+        return False
+    return asyncio._get_running_loop() is None
+
+
+def _vm_bytes() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
+def limit_memory(mib: int) -> None:
+    """Let this process grow by at most ``mib`` MiB of address space."""
+    if mib <= 0:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = _vm_bytes() + mib * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+
+
+def describe_status(status: int) -> str:
+    """A waitpid status as words."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"killed by {name}"
+    return f"exited with status {os.WEXITSTATUS(status)} before reporting"
+
+
+class Agent:
+    """The sweep's in-process agent (one per worker process)."""
+
+    def __init__(self, options: AgentOptions, run_item: Callable[[Any], dict[str, Any]],
+                 coverage: Any = None, recorder: Any = None) -> None:
+        self.options = options
+        self.run_item_fn = run_item
+        self.cov = coverage
+        self.recorder = recorder
+        self.pid = _getpid()
+        self.phase: str | None = None
+        self.busy = False
+        self.counts: dict[str, int] = {}
+        self.hits: dict[str, dict[str, Any]] = {}
+        self.plan: dict[tuple[str, int], list[UnitSpec]] = {}
+        self.deferred: list[UnitSpec] = []
+        self.done: set[str] = set()
+        self.tainted = False
+        self.child: ChildState | None = None
+        self.test_start: oracles.Resources | None = None
+        self.warns: list[str] = []
+        self.invariant_failures: list[str] = []
+        self.clean: dict[str, oracles.Delta] = {}
+        self.tmp_roots: Callable[[], list[str]] = lambda: []
+        self.basetemp: Callable[[], str | None] = lambda: None
+        self.baseline_writes: dict[str, list[str]] = {}
+        self.timeouts: dict[str, float] = {}
+        self.emit: Callable[[dict[str, Any]], None] = self._emit_channel
+
+    def __repr__(self) -> str:
+        return f"<Agent pid={self.pid} phase={self.phase} units_done={len(self.done)}>"
+
+    # -- the hook ----------------------------------------------------------------------
+    def hook(self, hit: Hit) -> Fault | None:
+        """Called at every armed hit (installed in ``_state.hooks``)."""
+        if self.busy or self.phase is None:
+            return None
+        key = hit.tag.key
+        n = self.counts[key] = self.counts.get(key, 0) + 1
+        if self.phase == "baseline":
+            self._count(hit, n)
+            return None
+        if self.phase == "child":
+            return self._child_hit(hit, key, n)
+        units = self.plan.get((key, n))
+        if not units:
+            return None
+        self.busy = True
+        try:
+            return self._at_planned_hit(hit, units)
+        finally:
+            if self.phase != "child":
+                self.busy = False
+
+    def _count(self, hit: Hit, n: int) -> None:
+        rec = self.hits.get(hit.tag.key)
+        if rec is None:
+            t = hit.tag
+            rec = self.hits[t.key] = {"tag": t.key, "name": t.name, "cls": t.cls,
+                                      "module": t.module, "function": t.function,
+                                      "file": t.file, "line": t.line, "count": 0,
+                                      "sized": False, "nofail": 0}
+        rec["count"] = n
+        rec["sized"] = rec["sized"] or hit.sized
+        rec["nofail"] += int(hit.nofail)
+
+    def _child_hit(self, hit: Hit, key: str, n: int) -> Fault | None:
+        child = self.child
+        assert child is not None
+        unit = child.unit
+        if key != unit.tag:
+            return None
+        if not child.fired:
+            return self._fire(hit) if n == unit.nth else None
+        child.rehits += 1
+        if unit.mode == "persistent" and not hit.nofail:
+            return child.action.perform(hit)
+        return None
+
+    def _fire(self, hit: Hit) -> Fault | None:
+        child = self.child
+        assert child is not None
+        child.fired = True
+        if hit.nofail:
+            child.absorbed = True
+            return None
+        self._restart_coverage()
+        fault = child.action.perform(hit)
+        if fault is None:
+            return None
+        if fault.exc is not None:
+            child.injected = fault.exc
+            child.error = describe(fault.exc)
+        else:
+            child.error = f"{fault.kind}({fault.value!r})"
+        return fault
+
+    def _restart_coverage(self) -> None:
+        """Forget the lines run before the fault: the child measures only its failure path."""
+        collector = getattr(self.cov, "_collector", None)
+        data = getattr(collector, "data", None)
+        if isinstance(data, dict):
+            for lines in data.values():
+                lines.clear()
+
+    def _at_planned_hit(self, hit: Hit, units: list[UnitSpec]) -> Fault | None:
+        if hit.nofail:
+            for unit in units:
+                self._report(unit, {"outcome": "absorbed", "bug": False, "strategy":
+                                    "fork-at-point", "error": None, "duration_s": 0.0})
+            return None
+        if self.tainted or self.options.strategy != "fork-at-point" and \
+                self.options.strategy != "auto" or not fork_safe():
+            self.deferred.extend(units)
+            return None
+        for unit in units:
+            fault = self._fork_at_point(unit, hit)
+            if fault is not None:
+                return fault  # this is the child, which takes the failure path
+        return None
+
+    # -- forking -----------------------------------------------------------------------
+    def _snapshot_roots(self, test: str) -> list[str]:
+        roots = set(self.tmp_roots())
+        written = set(self.baseline_writes.get(test, []))
+        if self.recorder is not None:
+            written.update(self.recorder.paths)
+        roots.update(p for p in written if self._snapshot_worthy(p))
+        return sorted(roots)
+
+    def _snapshot_worthy(self, path: str) -> bool:
+        """Written paths worth a snapshot: not pytest's temp area (handled as a whole)."""
+        path = os.path.abspath(path)
+        base = self.basetemp()
+        if base is not None:
+            parent = os.path.dirname(base.rstrip("/"))
+            if path == parent or base.startswith(path.rstrip("/") + "/") or \
+                    path.startswith(parent.rstrip("/") + "/"):
+                return False
+        return os.path.dirname(path) != path
+
+    def _basetemp_entries(self) -> set[str]:
+        base = self.basetemp()
+        if base is None or not os.path.isdir(base):
+            return set()
+        return {os.path.join(base, n) for n in os.listdir(base)}
+
+    def _fork_at_point(self, unit: UnitSpec, hit: Hit) -> Fault | None:
+        snap = isolation.take(self._snapshot_roots(unit.test))
+        base_before = self._basetemp_entries()
+        read_fd, write_fd = _pipe()
+        started = time.perf_counter()
+        pid = _fork()
+        if pid == 0:
+            _close(read_fd)
+            self._become_child(unit, write_fd, "fork-at-point")
+            return self._fire(hit)
+        _close(write_fd)
+        self._finish_unit(unit, pid, read_fd, snap, base_before, started, "fork-at-point")
+        return None
+
+    def _become_child(self, unit: UnitSpec, result_fd: int, strategy: str) -> None:
+        try:
+            _setpgid(0, 0)
+        except OSError:
+            pass  # already a group leader (subprocess started with a new session)
+        limit_memory(self.options.memory_limit)
+        action = parse_chain(unit.action).tasks[0].action
+        self.child = ChildState(unit, result_fd, _getpid(), strategy, action)
+        self.phase = "child"
+        self.busy = False
+        if self.recorder is not None:
+            self.recorder.clear()
+
+    def _finish_unit(self, unit: UnitSpec, pid: int, read_fd: int,
+                     snap: isolation.Snapshot, base_before: set[str], started: float,
+                     strategy: str) -> None:
+        result = self._wait_child(unit, pid, read_fd, started, strategy)
+        self.busy = True
+        try:
+            isolation.restore_offsets(snap)
+            isolation.restore(snap)
+            for path in self._basetemp_entries() - base_before:
+                isolation._remove(path)
+        except OSError as exc:
+            # Something else changed the tree meanwhile: stop trusting this continuation.
+            result["restore_error"] = f"{type(exc).__name__}: {exc}"
+            self.tainted = True
+        finally:
+            isolation.discard(snap)
+        outside = [p for p in result.pop("writes", []) if not snap.covers(p)
+                   and not self._in_basetemp(p)]
+        if outside:
+            result["untrusted_writes"] = outside[:20]
+            self.tainted = True
+        self._report(unit, result)
+
+    def _in_basetemp(self, path: str) -> bool:
+        base = self.basetemp()
+        return base is not None and os.path.abspath(path).startswith(base.rstrip("/") + "/")
+
+    def _timeout_for(self, unit: UnitSpec) -> float:
+        if self.options.timeout > 0:
+            return self.options.timeout
+        return self.timeouts.get(unit.test, 10.0)
+
+    def _wait_child(self, unit: UnitSpec, pid: int, read_fd: int, started: float,
+                    strategy: str) -> dict[str, Any]:
+        reader = channel.Reader(read_fd)
+        deadline = started + self._timeout_for(unit)
+        messages: list[dict[str, Any]] = []
+        status: int | None = None
+        exited_at: float | None = None
+        try:
+            while not messages:
+                now = time.perf_counter()
+                if now >= deadline:
+                    break
+                messages = reader.wait(min(0.05, deadline - now))
+                if reader.eof and not messages:
+                    break
+                if status is None:
+                    done, st = _waitpid(pid, os.WNOHANG)
+                    if done:
+                        status, exited_at = st, time.perf_counter()
+                if exited_at is not None and not messages and \
+                        time.perf_counter() - exited_at > 0.5:
+                    break  # exited without a word; a grandchild holds the pipe
+        finally:
+            reader.close()
+        hung = not messages and status is None and time.perf_counter() >= deadline
+        try:
+            _killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone already
+        if status is None:
+            _, status = _waitpid(pid, 0)
+        duration = time.perf_counter() - started
+        if messages:
+            result = messages[0]
+            result["duration_s"] = duration
+            return result
+        if hung:
+            return {"outcome": "hung", "bug": True, "strategy": strategy, "duration_s": duration,
+                    "final": f"killed after the {self._timeout_for(unit):.1f}s unit timeout",
+                    "error": None}
+        return {"outcome": "crashed", "bug": True, "strategy": strategy,
+                "duration_s": duration, "final": describe_status(status), "error": None}
+
+    # -- reporting ---------------------------------------------------------------------
+    def _report(self, unit: UnitSpec, result: dict[str, Any]) -> None:
+        self.done.add(unit.id)
+        result["id"] = unit.id
+        result.setdefault("bug", result.get("outcome") in BUG_CLASSES)
+        self.emit({"type": "unit", "result": result})
+
+    def _emit_channel(self, message: dict[str, Any]) -> None:
+        channel.send(self.options.out_fd, message)
+
+    # -- running tests -----------------------------------------------------------------
+    def run_baseline(self, item: Any) -> dict[str, Any]:
+        """Run ``item`` cleanly, counting its hits; the baseline record."""
+        self.counts, self.hits = {}, {}
+        if self.recorder is not None:
+            self.recorder.clear()
+        self.phase = "baseline"
+        started = time.perf_counter()
+        try:
+            outcome = self._run(item)
+        finally:
+            self.phase = None
+        duration = time.perf_counter() - started
+        writes = sorted(self.recorder.paths) if self.recorder is not None else []
+        return {"test": item.nodeid, "status": outcome["status"], "duration": duration,
+                "longrepr": outcome.get("longrepr"), "hits": list(self.hits.values()),
+                "delta": outcome["delta"], "writes": writes}
+
+    def _run(self, item: Any) -> dict[str, Any]:
+        """Run the item once; status, failure and what it left behind."""
+        self.invariant_failures = []
+        with oracles.resource_warnings() as warns:
+            self.warns = warns
+            self.test_start = oracles.Resources.now()
+            outcome = self.run_item_fn(item)
+            if self.phase == "child":
+                return outcome
+            outcome.pop("exc", None)
+            oracles.settle()
+        after = oracles.Resources.now()
+        outcome["delta"] = oracles.Delta.between(self.test_start, after, warns).to_json()
+        return outcome
+
+    def run_units(self, item: Any, units: list[UnitSpec], strategy: str,
+                  clean: dict[str, Any]) -> None:
+        """Sweep ``units`` of one test with ``strategy``."""
+        self.clean[item.nodeid] = oracles.Delta.from_json(clean)
+        if strategy in ("auto", "fork-at-point"):
+            self._sweep_fork_at_point(item, units)
+            units = [u for u in units if u.id not in self.done]
+            strategy = "fork-per-unit"
+        for unit in units:
+            if strategy == "subprocess" or not hasattr(os, "fork"):
+                self._run_subprocess(item, unit)
+            else:
+                self._run_forked(item, unit)
+
+    def _sweep_fork_at_point(self, item: Any, units: list[UnitSpec]) -> None:
+        self.plan = {}
+        for unit in units:
+            self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
+        self.counts, self.deferred, self.tainted = {}, [], False
+        if self.recorder is not None:
+            self.recorder.clear()
+        self.phase = "sweep"
+        try:
+            outcome = self._run(item)
+        finally:
+            if self.phase == "sweep":
+                self.phase = None
+        if self.phase == "child":
+            self.finish_child(item, outcome)
+        self.plan = {}
+
+    def _run_forked(self, item: Any, unit: UnitSpec) -> None:
+        snap = isolation.take(self._snapshot_roots(unit.test))
+        base_before = self._basetemp_entries()
+        read_fd, write_fd = _pipe()
+        started = time.perf_counter()
+        pid = _fork()
+        if pid == 0:
+            _close(read_fd)
+            self.counts = {}
+            self._become_child(unit, write_fd, "fork-per-unit")
+            self.finish_child(item, self._run(item))
+        _close(write_fd)
+        self._finish_unit(unit, pid, read_fd, snap, base_before, started, "fork-per-unit")
+
+    def _run_subprocess(self, item: Any, unit: UnitSpec) -> None:
+        import json
+
+        snap = isolation.take(self._snapshot_roots(unit.test))
+        base_before = self._basetemp_entries()
+        read_fd, write_fd = _pipe()
+        opts = {"root": self.options.root, "groups": self.options.groups,
+                "coverage": self.options.coverage, "clean_errors": self.options.clean_errors,
+                "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
+                "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
+                "baseline": False}
+        env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
+        env.pop("FAILPATH", None)
+        started = time.perf_counter()
+        args = [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
+                "--capture=sys", "-q", "--no-header", "-p", "no:randomly", item.nodeid,
+                *self.pytest_args]
+        proc = _Popen(args, cwd=str(item.config.rootpath) if False else os.getcwd(), env=env,
+                      pass_fds=(write_fd,), start_new_session=True,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _close(write_fd)
+        self._finish_unit(unit, proc.pid, read_fd, snap, base_before, started, "subprocess")
+        proc.returncode = 0  # reaped by _wait_child
+
+    pytest_args: list[str] = []
+
+    # -- the child's end ---------------------------------------------------------------
+    def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
+        """Classify this child's run, report it through the result pipe, and exit."""
+        child = self.child
+        if child is None or _getpid() != child.pid:
+            _exit(0)  # a process the test forked came back here: it has nothing to say
+        assert child is not None
+        self.busy = True
+        try:
+            result = self._classify_child(item, child, outcome)
+        except BaseException as exc:  # report failpath's own failure instead of hanging
+            result = {"outcome": "crashed", "bug": True, "final":
+                      f"failpath agent error while classifying: {describe(exc)}"}
+        result.setdefault("strategy", child.strategy)
+        try:
+            channel.send(child.result_fd, result)
+        finally:
+            _exit(0)
+
+    def _classify_child(self, item: Any, child: ChildState,
+                        outcome: dict[str, Any]) -> dict[str, Any]:
+        facts = RunFacts(fired=child.fired, absorbed=child.absorbed,
+                         status=outcome["status"], final=outcome.pop("exc", None),
+                         injected=child.injected, retried=child.rehits > 0,
+                         invariant="; ".join(self.invariant_failures) or None)
+        result = classify(facts, tuple(self.options.clean_errors))
+        facts.final = facts.injected = child.injected = None
+        oracles.settle()
+        after = oracles.Resources.now({child.result_fd})
+        delta = oracles.Delta.between(self.test_start or after, after, self.warns)
+        found = oracles.leaks(delta, self.clean.get(item.nodeid, oracles.Delta()))
+        if found and child.fired and not child.absorbed and \
+                OUTCOMES.index("leaked") < OUTCOMES.index(result["outcome"]):
+            result["outcome"] = "leaked"
+        result.update({
+            "bug": result["outcome"] in BUG_CLASSES, "leaks": found,
+            "invariant": facts.invariant, "error": child.error,
+            "output": (outcome.get("output") or "")[-OUTPUT_LIMIT:],
+            "writes": sorted(self.recorder.paths) if self.recorder is not None else [],
+            "lines": self._covered_lines(),
+        })
+        return result
+
+    def _covered_lines(self) -> dict[str, list[int]]:
+        collector = getattr(self.cov, "_collector", None)
+        data = getattr(collector, "data", None)
+        if not isinstance(data, dict):
+            return {}
+        root = self.options.root.rstrip("/") + "/"
+        out: dict[str, list[int]] = {}
+        for filename, lines in data.items():
+            if isinstance(filename, str) and filename.startswith(root) and lines:
+                nums = sorted({ln if isinstance(ln, int) else abs(ln[1]) for ln in lines})
+                out[filename[len(root):]] = [n for n in nums if n > 0]
+        return out
+
+
+def install(agent: Agent) -> None:
+    """Put the agent's hook in front of every other hook."""
+    _state.add_hook(agent.hook, first=True)

@@ -1,0 +1,130 @@
+"""The result object (docs/dev/result-schema.md), computed once from the journal."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from failpath import __version__
+from failpath.sweep.journal import Journal
+from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES
+from failpath.sweep.units import reproducer
+
+SOURCE_LIMIT = 512 * 1024
+
+
+def _rel(path: str | None, root: str) -> str | None:
+    if path is None:
+        return None
+    if os.path.isabs(path) and path.startswith(root.rstrip("/") + "/"):
+        return os.path.relpath(path, root).replace(os.sep, "/")
+    return path
+
+
+def unit_entry(unit: dict[str, Any], res: dict[str, Any], root: str) -> dict[str, Any]:
+    """One ``units[]`` element of the result."""
+    handler = res.get("handler")
+    if handler:
+        handler = {"file": _rel(handler.get("file"), root), "line": handler.get("line")}
+    return {
+        "id": unit["id"], "test": unit["test"], "nth": unit["nth"], "mode": unit["mode"],
+        "action": unit["action"], "point": unit["point"], "outcome": res["outcome"],
+        "bug": res["outcome"] in BUG_CLASSES, "error": res.get("error"),
+        "final": res.get("final"), "chain": res.get("chain", []),
+        "traceback": res.get("traceback"), "handler": handler,
+        "leaks": res.get("leaks", []), "invariant": res.get("invariant"),
+        "output": res.get("output", ""), "reproducer": reproducer(unit),
+        "strategy": res.get("strategy"), "duration_s": round(float(res.get("duration_s",
+                                                                       0.0)), 4),
+    }
+
+
+def _sources(root: str, files: set[str]) -> dict[str, str]:
+    out = {}
+    for rel in sorted(files):
+        path = os.path.join(root, rel)
+        try:
+            if os.path.getsize(path) <= SOURCE_LIMIT:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    out[rel] = fh.read()
+        except OSError:
+            continue  # a file that went away since the sweep: shown without source
+    return out
+
+
+def build_result(journal: Journal) -> dict[str, Any]:
+    """The result object of the sweep recorded in ``journal``."""
+    root = journal.get("root") or os.getcwd()
+    settings = journal.get_json("settings", {})
+    units: list[dict[str, Any]] = []
+    injected_lines: dict[str, set[int]] = {}
+    for unit, res in journal.results():
+        if res is None:
+            continue
+        units.append(unit_entry(unit, res, root))
+        for rel, lines in (res.get("lines") or {}).items():
+            injected_lines.setdefault(rel, set()).update(lines)
+    by_outcome = {o: 0 for o in OUTCOMES}
+    for u in units:
+        by_outcome[u["outcome"]] += 1
+    baseline = journal.baseline()
+    done, planned = journal.progress()
+    result: dict[str, Any] = {
+        "schema": 1, "failpath": __version__, "root": root,
+        "strategy": settings.get("strategy", "auto"), "mode": settings.get("mode", "transient"),
+        "started": journal.get("started"), "finished": journal.get("finished"),
+        "seed": settings.get("seed", 0),
+        "baseline_failures": [r["test"] for r in baseline if r["status"] == "failed"],
+        "tests": len(baseline),
+        "selfcheck": journal.get_json("selfcheck", {"ok": None, "detail": "not recorded"}),
+        "units": units,
+        "summary": {"units": len(units), "planned": planned, "pending": planned - done,
+                    "bugs": sum(1 for u in units if u["bug"]), "by_outcome": by_outcome},
+        "plan": journal.get_json("plan", {}),
+    }
+    clean_lines = {_rel(k, root) or k: set(v)
+                   for k, v in journal.get_json("clean_lines", {}).items()}
+    result["coverage"] = _prove(result, root, settings, injected_lines, clean_lines)
+    files = {u["point"]["file"] for u in units}
+    files |= {p["file"] for p in result["coverage"].get("points_list", [])}
+    result["files"] = _sources(root, {f for f in files if f and not os.path.isabs(f)})
+    return result
+
+
+def _prove(result: dict[str, Any], root: str, settings: dict[str, Any],
+           injected: dict[str, set[int]], clean: dict[str, set[int]]) -> dict[str, Any]:
+    try:
+        from failpath.proof import join, static
+    except ImportError:  # the proof package is optional in a core-only install
+        return {}
+    scan = static.scan(root, settings.get("include") or None, settings.get("exclude") or None)
+    return join.prove(result, scan, injected_lines=injected, clean_lines=clean)
+
+
+def load_result(journal_path: str) -> dict[str, Any]:
+    """The result object from a journal file.
+
+    Raises:
+        InvalidArgument: the file is missing or not a journal.
+    """
+    from failpath.errors import InvalidArgument
+
+    if not os.path.exists(journal_path):
+        raise InvalidArgument(f"journal={journal_path!r} does not exist; run `failpath sweep`")
+    journal = Journal(journal_path)
+    try:
+        return build_result(journal)
+    finally:
+        journal.close()
+
+
+def elapsed(result: dict[str, Any]) -> float | None:
+    """Seconds between start and finish, when both are known."""
+    try:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        start = time.mktime(time.strptime(result["started"], fmt))
+        end = time.mktime(time.strptime(result["finished"], fmt))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return end - start

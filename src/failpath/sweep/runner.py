@@ -1,0 +1,248 @@
+"""The sweep's driver: baseline, plan, dispatch units to agents, journal every result."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from failpath.errors import FailpathError
+from failpath.sweep import executor
+from failpath.sweep.journal import Journal
+from failpath.sweep.units import plan_all
+
+MAX_RESPAWNS = 3
+
+
+class SweepError(FailpathError):
+    """The sweep could not run (the message says why and where the log is)."""
+
+
+@dataclass
+class Slice:
+    """The units one agent is responsible for, grouped by test in run order."""
+
+    index: int
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    respawns: int = 0
+
+    @property
+    def load(self) -> float:
+        """Estimated seconds of work."""
+        return sum(t["estimate"] for t in self.tests)
+
+
+def _agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[str, Any]:
+    return {"root": root, "baseline": baseline, "strategy": settings["strategy"],
+            "groups": settings["groups"], "coverage": settings["coverage"],
+            "clean_errors": settings["clean_errors"], "memory_limit": settings["memory_limit"],
+            "timeout": settings["timeout"]}
+
+
+class Runner:
+    """Runs one sweep of ``root`` and keeps the journal; ``run()`` returns the journal."""
+
+    def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.settings = settings
+        self.pytest_args = pytest_args
+        journal = settings["journal"]
+        self.journal_path = journal if os.path.isabs(journal) else os.path.join(self.root,
+                                                                                  journal)
+        self.state_dir = os.path.dirname(self.journal_path)
+        self.on_event = on_event or (lambda kind, data: None)
+        self.journal: Journal | None = None
+        self.agents: list[executor.AgentProc] = []
+
+    # -- phases ------------------------------------------------------------------------
+    def run(self) -> Journal:
+        """Baseline (unless resumed), plan, sweep. Raises SweepError when it cannot."""
+        resume = bool(self.settings["resume"])
+        if resume and not os.path.exists(self.journal_path):
+            raise SweepError(f"--resume: no journal at {self.journal_path}; run a sweep first")
+        journal = self.journal = Journal(self.journal_path, fresh=not resume)
+        try:
+            if journal.get("baseline_done") is None:
+                self._record_settings(journal)
+                first = self._baseline(journal)
+            else:
+                first = None
+            if journal.get("plan_done") is None:
+                units = list(self.plan(journal.baseline()))
+                journal.add_units(units)
+                journal.set_json("plan", self._plan_summary(units))
+                journal.set("plan_done", "1")
+            self._sweep(journal, first)
+        except KeyboardInterrupt:
+            self._stop_all()
+            raise
+        finally:
+            self._stop_all()
+        journal.set("finished", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return journal
+
+    def plan(self, baseline: list[dict[str, Any]]) -> Any:
+        """The units to run (``--select all``; selection strategies override this)."""
+        return plan_all(baseline, self.settings, self.root)
+
+    def _plan_summary(self, units: list[dict[str, Any]]) -> dict[str, Any]:
+        per_site: dict[str, int] = {}
+        for u in units:
+            per_site[u["tag"]] = per_site.get(u["tag"], 0) + 1
+        return {"select": self.settings.get("select", "all"), "possible": len(units),
+                "planned": len(units), "skipped": {"selection": 0, "budget": 0,
+                                                   "saturation": 0},
+                "per_site": per_site, "estimate_s": None}
+
+    def _record_settings(self, journal: Journal) -> None:
+        journal.set("root", self.root)
+        journal.set_json("settings", self.settings)
+        journal.set_json("pytest_args", self.pytest_args)
+        journal.set("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def _spawn(self, index: int, baseline: bool) -> executor.AgentProc:
+        agent = executor.spawn(index, self.root, _agent_options(self.root, self.settings,
+                                                                 baseline),
+                               self.pytest_args, self.state_dir)
+        self.agents.append(agent)
+        return agent
+
+    def _baseline(self, journal: Journal) -> executor.AgentProc:
+        agent = self._spawn(0, baseline=True)
+        self.on_event("phase", {"phase": "baseline"})
+        while True:
+            got = False
+            for _, msg in executor.messages([agent], 1.0):
+                got = True
+                kind = msg.get("type")
+                if kind == "collected":
+                    self.on_event("collected", msg)
+                elif kind == "selfcheck":
+                    journal.set_json("selfcheck", msg)
+                    if not msg.get("ok"):
+                        raise SweepError(f"self-check failed: {msg.get('detail')}; "
+                                         f"see {agent.log_path}")
+                elif kind == "baseline":
+                    journal.add_baseline(msg["record"])
+                    self.on_event("baseline", msg["record"])
+                elif kind == "baseline-done":
+                    journal.set_json("clean_lines", msg.get("clean_lines", {}))
+                    journal.set("baseline_done", "1")
+                    return agent
+                elif kind == "eof":
+                    raise SweepError(
+                        "the test run ended before its baseline finished "
+                        f"(pytest exit {agent.proc.wait()}); last lines of {agent.log_path}:\n"
+                        + executor.log_tail(agent.log_path))
+            if not got and agent.proc.poll() is not None and agent.reader.eof:
+                raise SweepError(f"the test run exited early; see {agent.log_path}")
+
+    def _slices(self, journal: Journal) -> list[Slice]:
+        baseline = {r["test"]: r for r in journal.baseline()}
+        by_test: dict[str, list[dict[str, Any]]] = {}
+        for unit in journal.pending():
+            by_test.setdefault(unit["test"], []).append(unit)
+        tests = []
+        for test, units in by_test.items():
+            rec = baseline.get(test, {})
+            duration = float(rec.get("duration", 0.1))
+            timeout = self.settings["timeout"] or max(3.0, 5 * duration + 2.0)
+            tests.append({"test": test, "units": units, "estimate": duration * (1 + len(units)),
+                          "clean": rec.get("delta", {}), "writes": rec.get("writes", []),
+                          "timeout": timeout, "strategy": self.settings["strategy"]})
+        tests.sort(key=lambda t: -t["estimate"])  # longest first
+        jobs = max(1, int(self.settings["jobs"]))
+        slices = [Slice(i) for i in range(min(jobs, max(1, len(tests))))]
+        for t in tests:
+            min(slices, key=lambda s: s.load).tests.append(t)
+        return slices
+
+    def _write_plan(self, s: Slice, attempt: int) -> str:
+        path = os.path.join(self.state_dir, f"plan-{s.index}-{attempt}.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            for t in s.tests:
+                fh.write(json.dumps(t) + "\n")
+        return path
+
+    def _start_slice(self, s: Slice, reuse: executor.AgentProc | None) -> executor.AgentProc:
+        agent = reuse if reuse is not None else self._spawn(s.index, baseline=False)
+        agent.units = {u["id"]: u for t in s.tests for u in t["units"]}
+        agent.finished = False
+        agent.send_plan(self._write_plan(s, s.respawns))
+        return agent
+
+    def _sweep(self, journal: Journal, first: executor.AgentProc | None) -> None:
+        slices = self._slices(journal)
+        done, total = journal.progress()
+        self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
+        if not any(s.tests for s in slices):
+            if first is not None:
+                first.send_plan(self._write_plan(Slice(0), 0))
+            return
+        running = {}
+        for s in slices:
+            agent = self._start_slice(s, first if s.index == 0 else None)
+            running[agent.index] = (s, agent)
+        while any(not a.finished for _, a in running.values()):
+            for agent, msg in executor.messages([a for _, a in running.values()], 1.0):
+                self._handle(journal, running, agent, msg)
+            self._watchdog(running)
+
+    def _handle(self, journal: Journal, running: dict[int, tuple[Slice, executor.AgentProc]],
+                agent: executor.AgentProc, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "unit":
+            result = msg["result"]
+            unit = agent.units.pop(result["id"], None)
+            if unit is not None and journal.record(result["id"], result):
+                self.on_event("unit", {"unit": unit, "result": result})
+        elif kind == "test-done":
+            agent.current_test = None
+        elif kind == "done":
+            agent.finished = True
+        elif kind == "eof" and not agent.finished:
+            self._agent_died(journal, running, agent)
+
+    def _watchdog(self, running: dict[int, tuple[Slice, executor.AgentProc]]) -> None:
+        limit = max((t["timeout"] for s, _ in running.values() for t in s.tests), default=10.0)
+        for _s, agent in running.values():
+            if not agent.finished and time.monotonic() - agent.last_seen > 3 * limit + 60:
+                agent.kill()  # its EOF is then handled as a death
+
+    def _agent_died(self, journal: Journal, running: dict[int, tuple[Slice, executor.AgentProc]],
+                    agent: executor.AgentProc) -> None:
+        s, _ = running[agent.index]
+        status = agent.proc.wait()
+        agent.close()
+        agent.finished = True
+        left = set(agent.units)
+        s.tests = [dict(t, units=[u for u in t["units"] if u["id"] in left]) for t in s.tests]
+        s.tests = [t for t in s.tests if t["units"]]
+        if not s.tests:
+            return
+        s.respawns += 1
+        if s.respawns > MAX_RESPAWNS:
+            for t in s.tests:
+                for u in t["units"]:
+                    journal.record(u["id"], {"outcome": "crashed", "bug": True,
+                                             "strategy": "agent", "error": None,
+                                             "final": f"the worker died {MAX_RESPAWNS + 1} "
+                                                      f"times (exit {status}); see "
+                                                      f"{agent.log_path}"})
+            return
+        # The test in flight took the worker down: replay its remaining units one by one.
+        s.tests[0]["strategy"] = "fork-per-unit"
+        self.on_event("respawn", {"agent": agent.index, "status": status})
+        running[agent.index] = (s, self._start_slice(s, None))
+
+    def _stop_all(self) -> None:
+        for agent in self.agents:
+            if agent.proc.poll() is None:
+                agent.kill()
+            else:
+                agent.close()
+        self.agents = []

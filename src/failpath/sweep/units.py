@@ -1,0 +1,101 @@
+"""Units: (test, point tag, nth hit, mode, action), planned from the baseline's hit counts."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from typing import Any
+
+_TEST_DIRS = frozenset({"tests", "test", "testing"})
+_NEVER = ("*/site-packages/*", "*/dist-packages/*", "*/.venv/*", "*/venv/*", "*/.tox/*")
+
+
+def is_test_file(rel: str) -> bool:
+    """True for the project's test code: test dirs, test_*.py, *_test.py, conftest.py."""
+    parts = rel.replace(os.sep, "/").split("/")
+    name = parts[-1]
+    return (any(p in _TEST_DIRS for p in parts[:-1]) or name.startswith("test_")
+            or name.endswith("_test.py") or name == "conftest.py")
+
+
+def in_scope(path: str, root: str, include: list[str], exclude: list[str]) -> bool:
+    """Whether a call site in ``path`` may be injected.
+
+    Default scope: files under ``root`` that are not test code, never site-packages.
+    ``include``/``exclude`` globs match the path relative to root (and the absolute path).
+    """
+    path = os.path.abspath(path)
+    if any(fnmatch.fnmatch(path, g) for g in _NEVER):
+        return False
+    root = os.path.abspath(root)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return any(fnmatch.fnmatch(path, g) for g in include)
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    if any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(path, g) for g in exclude):
+        return False
+    if include:
+        return any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(path, g) for g in include)
+    return not is_test_file(rel)
+
+
+def spread(count: int, k: int) -> list[int]:
+    """At most ``k`` hit numbers out of 1..count: first, last, and evenly between."""
+    if k <= 0 or count <= k:
+        return list(range(1, count + 1))
+    if k == 1:
+        return [1]
+    step = (count - 1) / (k - 1)
+    return sorted({1 + round(i * step) for i in range(k)})
+
+
+def unit_id(test: str, tag: str, nth: int, mode: str, action: str) -> str:
+    """The stable identity of a unit."""
+    return f"{test}|{tag}|{nth}|{mode}|{action}"
+
+
+def point_info(hit: dict[str, Any], root: str) -> dict[str, Any]:
+    """The ``point`` object of the result schema, from a baseline hit record."""
+    file = hit["file"]
+    try:
+        rel = os.path.relpath(file, root)
+    except ValueError:
+        rel = file
+    return {"tag": hit["tag"], "name": hit.get("name"), "cls": hit.get("cls", "generic"),
+            "module": hit.get("module"), "function": hit.get("function"),
+            "file": rel.replace(os.sep, "/"), "line": hit.get("line", 0)}
+
+
+def plan_all(baseline: list[dict[str, Any]], settings: dict[str, Any],
+             root: str) -> Iterator[dict[str, Any]]:
+    """Every unit the baseline allows (``--select all``), in baseline order."""
+    modes = ["transient", "persistent"] if settings["mode"] == "both" else [settings["mode"]]
+    for record in baseline:
+        if record["status"] != "passed":
+            continue
+        for hit in record["hits"]:
+            if not in_scope(hit["file"], root, settings["include"], settings["exclude"]):
+                continue
+            actions = ["raise"]
+            if hit.get("sized") and settings.get("short_writes", True):
+                actions.append("short(1)")
+            for nth in spread(int(hit["count"]), int(settings["max_hits"])):
+                for mode in modes:
+                    for action in actions:
+                        yield make_unit(record["test"], hit, nth, mode, action, root)
+
+
+def make_unit(test: str, hit: dict[str, Any], nth: int, mode: str, action: str,
+              root: str) -> dict[str, Any]:
+    """One planned unit as stored in the journal."""
+    return {"id": unit_id(test, hit["tag"], nth, mode, action), "test": test,
+            "tag": hit["tag"], "nth": nth, "mode": mode, "action": action,
+            "point": point_info(hit, root), "count": int(hit["count"])}
+
+
+def reproducer(unit: dict[str, Any]) -> str:
+    """A one-line command that reproduces the unit with plain pytest (from the root)."""
+    n, action = int(unit["nth"]), unit["action"]
+    chain = (f"{n - 1}*off->" if n > 1 else "") + (
+        f"1*{action}->off" if unit["mode"] == "transient" else action)
+    return f"FAILPATH='{unit['tag']}={chain}' python -m pytest '{unit['test']}'"

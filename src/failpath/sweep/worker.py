@@ -1,0 +1,154 @@
+"""An agent's main loop inside its pytest process: baseline, then the units it is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from failpath.sweep import channel
+from failpath.sweep.explore import Agent, AgentOptions, UnitSpec
+
+_open = open  # bound before the standard library is instrumented
+
+
+def _tmp_roots(session: Any) -> tuple[Any, Any]:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+
+    def basetemp() -> str | None:
+        base = getattr(factory, "_basetemp", None)
+        return None if base is None else str(base)
+
+    return basetemp, factory
+
+
+def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
+    """Run the agent's work in this pytest session, then return (pytest then exits)."""
+    items = {item.nodeid: item for item in session.items}
+    basetemp, _ = _tmp_roots(session)
+    agent.basetemp = basetemp
+    start_entries: set[str] = set()
+
+    def new_tmp_dirs() -> list[str]:
+        base = basetemp()
+        if base is None or not os.path.isdir(base):
+            return []
+        return [os.path.join(base, n) for n in os.listdir(base)
+                if os.path.join(base, n) not in start_entries]
+
+    agent.tmp_roots = new_tmp_dirs
+    if options.unit is not None:
+        _serve_one_unit(agent, options, items)
+        return
+    if options.baseline:
+        agent.emit(selfcheck(agent))
+        _baseline(agent, session, items)
+    for entry in _plan_entries(options):
+        item = items.get(entry["test"])
+        units = [UnitSpec.from_json(u) for u in entry["units"]]
+        if item is None:
+            for unit in units:
+                agent._report(unit, {"outcome": "unreached", "bug": False, "strategy": "none",
+                                     "final": "test not collected in this worker",
+                                     "error": None, "duration_s": 0.0})
+            continue
+        base = basetemp()
+        start_entries.clear()
+        if base is not None and os.path.isdir(base):
+            start_entries.update(os.path.join(base, n) for n in os.listdir(base))
+        agent.baseline_writes[item.nodeid] = entry.get("writes", [])
+        agent.timeouts[item.nodeid] = float(entry.get("timeout", 10.0))
+        agent.run_units(item, units, entry.get("strategy", options.strategy),
+                        entry.get("clean", {}))
+        agent.emit({"type": "test-done", "test": item.nodeid})
+    agent.emit({"type": "done"})
+
+
+def _baseline(agent: Agent, session: Any, items: dict[str, Any]) -> None:
+    agent.emit({"type": "collected", "tests": list(items),
+                "errors": int(getattr(session, "testsfailed", 0))})
+    for nodeid, item in items.items():
+        if item.get_closest_marker("failpath_skip") is not None:
+            agent.emit({"type": "baseline", "record": {
+                "test": nodeid, "status": "skipped", "duration": 0.0, "hits": [],
+                "delta": {}, "writes": [], "longrepr": "marked failpath_skip"}})
+            continue
+        record = agent.run_baseline(item)
+        agent.emit({"type": "baseline", "record": record})
+    agent.emit({"type": "baseline-done", "clean_lines": agent._covered_lines()})
+
+
+def _plan_entries(options: AgentOptions) -> Any:
+    """Plan entries as the runner streams them: a path to a JSON-lines file per message."""
+    reader = channel.Reader(options.in_fd)
+    while True:
+        messages = reader.wait(3600.0)
+        if reader.eof and not messages:
+            return
+        for message in messages:
+            if message.get("type") == "end":
+                return
+            with _open(message["path"], encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        yield json.loads(line)
+
+
+def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) -> None:
+    """A subprocess unit: this interpreter is the child; run the unit and report."""
+    assert options.unit is not None
+    unit = UnitSpec.from_json(options.unit)
+    item = items.get(unit.test)
+    if item is None:
+        channel.send(options.result_fd, {"outcome": "unreached", "bug": False,
+                                         "final": "test not collected", "error": None})
+        return
+    from failpath.sweep import oracles
+
+    agent.clean[unit.test] = oracles.Delta.from_json(options.clean or {})
+    agent.pid = os.getpid()
+    agent._become_child(unit, options.result_fd, "subprocess")
+    agent.finish_child(item, agent._run(item))
+
+
+def selfcheck(agent: Agent) -> dict[str, Any]:
+    """Prove injection is live here: count a point, fork at it, see the marked fault arrive."""
+    import failpath
+
+    agent.counts, agent.hits = {}, {}
+    agent.phase = "baseline"
+    try:
+        failpath.point("failpath.selfcheck", error=OSError)
+    finally:
+        agent.phase = None
+    hits = [h for h in agent.hits.values() if h.get("name") == "failpath.selfcheck"]
+    if not hits:
+        return {"type": "selfcheck", "ok": False, "detail": "a point hit was not counted"}
+    unit = UnitSpec("selfcheck", "<selfcheck>", hits[0]["tag"], 1, "transient", "raise")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: fail the hit and say whether the marked fault arrived
+        ok = False
+        try:
+            agent.counts = {}
+            agent._become_child(unit, write_fd, "selfcheck")
+            failpath.point("failpath.selfcheck", error=OSError)
+        except OSError as exc:
+            ok = failpath.injection_of(exc) is not None
+        finally:
+            channel.send(write_fd, {"ok": ok})
+            os._exit(0)
+    os.close(write_fd)
+    reader = channel.Reader(read_fd)
+    got: list[dict[str, Any]] = []
+    while not got and not reader.eof:
+        got = reader.wait(10.0) or got
+        if not got and not reader.eof:
+            break
+    reader.close()
+    os.waitpid(pid, 0)
+    agent.phase, agent.child = None, None
+    ok = bool(got and got[0].get("ok"))
+    detail = "a forced fault fired in a forked child and was recognised" if ok else \
+        "a forced fault did not arrive in the forked child"
+    return {"type": "selfcheck", "ok": ok, "detail": detail}
