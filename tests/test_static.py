@@ -217,3 +217,36 @@ def test_to_dict_is_json_ready(scanme: Scan) -> None:
     data = json.loads(json.dumps(scanme.to_dict()))
     assert len(data["points"]) == len(EXPECTED_POINTS)
     assert data["handlers"][0]["types"] == ["ValueError"]
+
+
+def _points_cli(*argv: str) -> int:
+    import argparse
+
+    from failpath.proof import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(list(argv)))
+
+
+def test_points_command_lists_points_and_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _points_cli(SCANME) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{len(EXPECTED_POINTS)} points, {len(EXPECTED_HANDLERS)} handlers")
+    assert "scanme/store.py:12:9: stdlib        os.fsync [io:fsync] in save_atomic" in out
+    assert ("scanme/store.py:15-17: handler       except PermissionError (guards 14-14) "
+            "in save_atomic") in out
+
+
+def test_points_command_json_and_globs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _points_cli(SCANME, "--json", "--exclude", "scanme/net.py") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "scanme/net.py" not in data["files"]
+    assert "tests/test_scanme.py" not in data["files"]
+
+
+def test_points_command_rejects_a_missing_path() -> None:
+    from failpath.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=r"^path='/nonexistent' is not a directory"):
+        _points_cli("/nonexistent")
