@@ -11,12 +11,13 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import failpath
 import failpath.stdlib as fstd
-from failpath.stdlib import fileobj
+from failpath.stdlib import _real, fileobj
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +38,15 @@ def line() -> int:
     ("r+b", {}, (io.BufferedRandom, io.BufferedIOBase)),
     ("ab", {"buffering": 0}, (io.FileIO, io.RawIOBase)),
 ])
-def test_open_returns_real_io_class_instances(tmp_path: Path, mode: str, kwargs: dict[str, int],
+def test_open_returns_real_io_class_instances(tmp_path: Path, mode: str, kwargs: Any,
                                               classes: tuple[type, ...]) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"")
-    with open(path, mode, **kwargs) as f:  # type: ignore[call-overload]
+    with open(path, mode, **kwargs) as f, \
+            _real.real_open(path, mode, **kwargs) as plain:
         assert isinstance(f, classes) and isinstance(f, io.IOBase)
-        assert f.mode == mode if "b" not in mode or kwargs else True
+        assert type(f) is not type(plain) and isinstance(f, type(plain))
+        assert f.mode == plain.mode
     assert f.closed
 
 
@@ -66,7 +69,7 @@ def test_open_behaves_like_io_open(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="^must have exactly one of create/read/write/append"):
         open(path, "rw")
     with pytest.raises(ValueError, match="can't have unbuffered text I/O"):
-        open(path, "r", buffering=0)
+        open(path, buffering=0)
     with pytest.raises(FileNotFoundError):
         open(tmp_path / "missing")
     with warnings.catch_warnings(record=True) as caught:

@@ -118,9 +118,9 @@ def test_os_open_default_error_names_the_file(tmp_path: Path) -> None:
     expect(info.value, errno.EACCES, str(path))
     assert not path.exists()
     with failpath.inject("name os.open", action="raise(ENOENT)"), \
-            pytest.raises(FileNotFoundError) as info:
+            pytest.raises(FileNotFoundError) as missing:
         os.open(path, os.O_RDONLY)
-    expect(info.value, errno.ENOENT, str(path))
+    expect(missing.value, errno.ENOENT, str(path))
 
 
 @pytest.mark.parametrize("name", ["rename", "replace"])

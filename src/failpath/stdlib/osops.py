@@ -16,8 +16,19 @@ from failpath.stdlib.recorder import recorder
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
+def _first_missing(path: Any) -> Any:
+    """The topmost directory ``makedirs(path)`` will create (what it writes)."""
+    if isinstance(path, int):
+        return path
+    missing = current = os.path.abspath(os.fsdecode(os.fspath(path)))
+    while not os.path.exists(current):
+        missing, current = current, os.path.dirname(current)
+    return missing
+
+
 def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
-         *, path: bool = False, record: bool = False) -> Callable[..., Any]:
+         *, path: bool = False, record: bool = False,
+         recorded: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
     """An instrumented version of ``real``: one flag check when disarmed, a point when armed.
 
     This is the wrapper ``install()`` puts at ``os.fsync`` and the other simple os
@@ -31,12 +42,13 @@ def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
         error: the default error factory.
         path: the first argument is a path (the OSError's ``filename``), not a descriptor.
         record: the call writes its first argument's path (see :mod:`.recorder`).
+        recorded: maps the first argument to the path to record, when not itself.
     """
 
     def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         target = args[0] if args else next(iter(kwargs.values()), None)
         if record and recorder.active:
-            recorder.add(target, kwargs.get("dir_fd"))
+            recorder.add(recorded(target) if recorded else target, kwargs.get("dir_fd"))
         filename = _hit.filename_of(target) if path else None
         fault = _hit.fault_at(name, cls, error, filename)
         return _hit.call(fault, functools.partial(real, *args, **kwargs))
@@ -145,7 +157,8 @@ os_fdatasync = wrap(_real.real_os_fdatasync, "os.fdatasync", "io:fsync", _EIO)
 os_unlink = wrap(_real.real_os_unlink, "os.unlink", "io:unlink", _EACCES, path=True, record=True)
 os_remove = wrap(_real.real_os_remove, "os.remove", "io:unlink", _EACCES, path=True, record=True)
 os_mkdir = wrap(_real.real_os_mkdir, "os.mkdir", "io:mkdir", _EACCES, path=True, record=True)
-os_makedirs = wrap(os.makedirs, "os.makedirs", "io:mkdir", _EACCES, path=True, record=True)
+os_makedirs = wrap(os.makedirs, "os.makedirs", "io:mkdir", _EACCES, path=True, record=True,
+                   recorded=_first_missing)
 os_rmdir = wrap(_real.real_os_rmdir, "os.rmdir", "io:rmdir", _EACCES, path=True, record=True)
 os_truncate = wrap(_real.real_os_truncate, "os.truncate", "io:truncate", _EACCES, path=True,
                    record=True)

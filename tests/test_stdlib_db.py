@@ -1,0 +1,117 @@
+"""failpath.stdlib db group: sqlite3 in tmp_path."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import failpath
+import failpath.stdlib as fstd
+
+
+@pytest.fixture(autouse=True)
+def db() -> Iterator[None]:
+    with fstd.install("db"):
+        yield
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(tmp_path / "t.db")
+    connection.execute("create table t (x)")
+    connection.commit()
+    yield connection
+    connection.close()
+
+
+def expect_ioerr(exc: BaseException) -> None:
+    assert type(exc) is sqlite3.OperationalError
+    assert str(exc) == "disk I/O error"
+    assert exc.sqlite_errorcode == 10 and exc.sqlite_errorname == "SQLITE_IOERR"  # type: ignore[attr-defined]
+    assert failpath.injection_of(exc) is not None
+
+
+def count(path: Path) -> int:
+    with sqlite3.connect(path) as other:
+        return int(other.execute("select count(*) from t").fetchone()[0])
+
+
+def test_connections_and_cursors_are_sqlite3_instances(conn: sqlite3.Connection) -> None:
+    assert isinstance(conn, sqlite3.Connection)
+    assert isinstance(conn.cursor(), sqlite3.Cursor)
+    assert isinstance(conn.execute("select 1"), sqlite3.Cursor)
+
+
+def test_connect_fails_like_sqlite(tmp_path: Path) -> None:
+    with failpath.inject("name sqlite3.connect"), \
+            pytest.raises(sqlite3.OperationalError) as info:
+        sqlite3.connect(tmp_path / "t.db")
+    assert str(info.value) == "unable to open database file"
+    assert info.value.sqlite_errorcode == 14  # type: ignore[attr-defined]
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_execute_points_default_to_disk_io_error(conn: sqlite3.Connection) -> None:
+    with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.Error) as info:
+        conn.execute("insert into t values (1)")
+    expect_ioerr(info.value)
+    with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.Error) as info:
+        conn.cursor().execute("insert into t values (1)")
+    expect_ioerr(info.value)
+    with failpath.inject("name sqlite3.executemany"), pytest.raises(sqlite3.Error) as info:
+        conn.executemany("insert into t values (?)", [(1,), (2,)])
+    expect_ioerr(info.value)
+
+
+def test_commit_raise_leaves_it_uncommitted_raise_after_commits(
+        conn: sqlite3.Connection, tmp_path: Path) -> None:
+    conn.execute("insert into t values (1)")
+    with failpath.inject("name sqlite3.commit"), pytest.raises(sqlite3.OperationalError):
+        conn.commit()
+    assert count(tmp_path / "t.db") == 0
+    with failpath.inject("name sqlite3.commit", action="raise_after"), \
+            pytest.raises(sqlite3.OperationalError):
+        conn.commit()
+    assert count(tmp_path / "t.db") == 1
+
+
+def test_with_block_commit_is_a_point_and_rolls_back(
+        conn: sqlite3.Connection, tmp_path: Path) -> None:
+    with failpath.inject("name sqlite3.commit"), pytest.raises(sqlite3.OperationalError):
+        with conn:
+            conn.execute("insert into t values (1)")
+    assert count(tmp_path / "t.db") == 0
+    assert not conn.in_transaction
+    with conn:
+        conn.execute("insert into t values (2)")
+    assert count(tmp_path / "t.db") == 1
+
+
+def test_tag_is_the_callers_line(conn: sqlite3.Connection) -> None:
+    with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.Error) as info:
+        expected = sys._getframe().f_lineno + 1
+        conn.execute("select 1")
+    marker = failpath.injection_of(info.value)
+    assert marker is not None and marker.cls == "db:execute"
+    assert marker.key == f"{__name__}:test_tag_is_the_callers_line:{expected}#sqlite3.execute"
+
+
+def test_custom_factory_is_kept_and_instrumented(tmp_path: Path) -> None:
+    class Mine(sqlite3.Connection):
+        pass
+
+    with sqlite3.connect(tmp_path / "t.db", factory=Mine) as mine:
+        assert isinstance(mine, Mine)
+        with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.Error):
+            mine.execute("select 1")
+    mine.close()
+
+
+def test_return_action_and_disarmed_passthrough(conn: sqlite3.Connection) -> None:
+    with failpath.inject("name sqlite3.execute", action="return(None)"):
+        assert conn.execute("select 1") is None
+    assert conn.execute("select 1").fetchone() == (1,)

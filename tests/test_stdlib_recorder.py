@@ -1,0 +1,88 @@
+"""failpath.stdlib.recorder: the paths written through instrumented calls."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import failpath
+import failpath.stdlib as fstd
+from failpath.stdlib import recorder
+
+
+@pytest.fixture(autouse=True)
+def installed() -> Iterator[None]:
+    with fstd.install(["files", "db"]):
+        yield
+    recorder.clear()
+    assert not recorder.active
+
+
+def test_records_only_while_started(tmp_path: Path) -> None:
+    (tmp_path / "before").write_text("x")
+    with recorder:
+        assert failpath._state.armed
+        (tmp_path / "during").write_text("x")
+        (tmp_path / "during").read_text()  # reading is not recorded
+    (tmp_path / "after").write_text("x")
+    assert recorder.paths == {str(tmp_path / "during")}
+    assert not failpath._state.armed
+
+
+def test_records_every_writing_operation(tmp_path: Path) -> None:
+    (tmp_path / "src").write_text("x")
+    (tmp_path / "gone").write_text("x")
+    recorder.start()
+    try:
+        os.close(os.open(tmp_path / "osopen", os.O_WRONLY | os.O_CREAT))
+        os.close(os.open(tmp_path / "src", os.O_RDONLY))
+        os.replace(tmp_path / "osopen", tmp_path / "replaced")
+        os.unlink(tmp_path / "gone")
+        os.makedirs(tmp_path / "d1" / "d2")
+        os.rmdir(tmp_path / "d1" / "d2")
+        shutil.copy(tmp_path / "src", tmp_path / "d1")
+        fd, name = tempfile.mkstemp(dir=tmp_path)
+        os.close(fd)
+        sqlite3.connect(tmp_path / "t.db").close()
+    finally:
+        recorder.stop()
+    expected = {"osopen", "replaced", "gone", "d1", "d1/d2", "d1/src", "t.db", "t.db-journal",
+                "t.db-wal", "t.db-shm"}
+    assert {str(tmp_path / e) for e in expected} | {name} == set(recorder.paths)
+
+
+def test_dir_fd_relative_paths_are_resolved(tmp_path: Path) -> None:
+    dfd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with recorder:
+            os.mkdir("sub", dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    assert recorder.paths == {str(tmp_path / "sub")} and recorder.unresolved == 0
+
+
+def test_recorded_before_the_point_fires(tmp_path: Path) -> None:
+    with recorder, failpath.inject("name open"), pytest.raises(PermissionError):
+        open(tmp_path / "f", "w")
+    assert recorder.take() == {str(tmp_path / "f")}
+    assert recorder.paths == frozenset()
+
+
+def is_active() -> bool:
+    return recorder.active
+
+
+def test_starts_nest(tmp_path: Path) -> None:
+    recorder.start()
+    recorder.start()
+    recorder.stop()
+    assert recorder.active
+    recorder.stop()
+    assert not is_active()
+    assert "stopped" in repr(recorder)
