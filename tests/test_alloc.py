@@ -437,6 +437,24 @@ def test_nofail_waits_and_is_woken_by_another_threads_free() -> None:
     assert allocator.statistics().waits == 1
 
 
+def test_too_small_to_fail_waits_for_a_free_instead_of_failing() -> None:
+    allocator = Allocator(1000)
+    ready = threading.Event()
+
+    def holder() -> None:
+        held = allocator.alloc(1000)
+        assert held is not None
+        ready.set()
+        _until(lambda: allocator.statistics().waiting == 1)
+        held.free()
+
+    thread = _spawn(holder)
+    assert ready.wait(5)
+    got = allocator.alloc(10, GFP_KERNEL)  # no NOFAIL: too small to fail all the same
+    thread.join(5)
+    assert got is not None and allocator.statistics().waits == 1
+
+
 def test_a_nofail_scope_allocation_waits_too() -> None:
     allocator = Allocator(1000)
     ready = threading.Event()

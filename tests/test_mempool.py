@@ -85,9 +85,16 @@ def test_non_callable_alloc_fn_is_invalid() -> None:
         Mempool(1, None, print, name="bio")  # type: ignore[arg-type]
 
 
+def test_bad_flags_are_invalid() -> None:
+    pool, source = _pool()
+    with pytest.raises(InvalidArgument, match=r"^flags='x' must be a Gfp mask"):
+        pool.alloc("x")  # type: ignore[arg-type]
+
+
 def test_creation_preallocates_min_nr_with_gfp_kernel() -> None:
     source = Source()
     pool = Mempool(3, source.alloc, source.free, name="bio")
+    assert pool.repoll == 5.0
     assert source.calls == [GFP_KERNEL] * 3
     assert pool.reserve == 3
 
@@ -209,6 +216,7 @@ def test_step6_waiter_repolls_the_underlying_allocator() -> None:
     thread = threading.Thread(target=holder, daemon=True)
     thread.start()
     assert ready.wait(5)
+    source.calls.clear()
 
     def recover() -> None:
         _until(lambda: pool.statistics().waits >= 2)
@@ -221,6 +229,10 @@ def test_step6_waiter_repolls_the_underlying_allocator() -> None:
     stop.set()
     thread.join(5)
     assert got == ["element 2"]
+    full = GFP_KERNEL | FORCED
+    # Step 4 is the first round only: every attempt after a wait uses the full mask.
+    assert source.calls[:2] == [full & ~(Gfp.DIRECT_RECLAIM | Gfp.IO), full]
+    assert set(source.calls[2:]) == {full}
 
 
 # -- deadlock detection --------------------------------------------------------------------
