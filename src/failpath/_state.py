@@ -20,6 +20,23 @@ is_nofail: Callable[[int], bool] = lambda mask: False
 #: How many contexts want hit counting without faults (``failpath.counting()``).
 counting: int = 0
 
+#: The armed path of :func:`point` (installed by ``failpath.points``).
+point_armed: Callable[[str | None, Any, str, int | None, int], Any] = lambda *args: None
+
+
+def point(name: str | None = None, error: Any = None, cls: str = "generic",
+          flags: int | None = None, size: int = 0) -> Any:
+    """The runtime body of ``failpath.point`` (documented and typed in ``failpath.points``).
+
+    It lives here so that its disarmed check is one global load of :data:`armed`, and its
+    parameters are positional-or-keyword because CPython does not specialise calls of
+    functions with keyword-only parameters: together about 1.4x a bare call, against 3x
+    for the keyword-only version reading ``_state.armed``.
+    """
+    if armed:
+        return point_armed(name, error, cls, flags, size)
+    return None
+
 
 def rearm() -> None:
     """Recompute :data:`armed` after hooks or counting changed."""

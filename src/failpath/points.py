@@ -208,44 +208,42 @@ def _armed_point(name: str | None, error: ErrorSpec, cls: str, flags: int | None
     return fault.value
 
 
+_state.point_armed = _armed_point
+
 if TYPE_CHECKING:
 
     def point(name: str | None = None, *, error: ErrorSpec = None, cls: str = "generic",
               flags: int | None = None, size: int = 0) -> Any:
-        """Typed signature; the runtime definition is below."""
+        """Typed signature; the runtime function is ``_state.point``."""
 
 else:
-    # The runtime parameters are positional-or-keyword: CPython does not specialise calls
-    # of functions with keyword-only parameters, which made a disarmed point() about 3x a
-    # bare call instead of about 1.4x. Type checkers and inspect.signature still see the
-    # keyword-only signature above.
-    def point(name=None, error=None, cls="generic", flags=None, size=0):
-        """Check an injection point inline: raise (or return a value) when armed and triggered.
-
-        Disarmed, this reads one flag and returns None.
-
-        Args:
-            name: an optional name a spec can target (``kv.write=raise(ENOSPC)``).
-            error: what to raise by default: an exception class, instance or factory.
-            cls: the point's class, with ``:`` sub-classes (``io:fsync``).
-            flags: the callsite's gfp flags; an effective NOFAIL site is never failed.
-            size: bytes the operation moves; makes ``space`` and ``short`` apply.
-
-        Returns:
-            None normally; the value of a ``return`` action; the byte count of ``short``.
-
-        Raises:
-            BaseException: the injected error, exactly the type requested.
-        """
-        if _state.armed:
-            return _armed_point(name, error, cls, flags, size)
-        return None
-
+    # The function runs in _state's namespace (see _state.point for why); it is published
+    # here with the keyword-only signature that type checkers and inspect.signature show.
+    point = _state.point
+    point.__module__ = __name__
     point.__signature__ = inspect.Signature([
         inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
         *(inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
           for k, v in (("error", None), ("cls", "generic"), ("flags", None), ("size", 0))),
     ])
+    point.__doc__ = """Check an injection point inline: raise (or return a value) when armed and
+    triggered.
+
+    Disarmed, this reads one flag and returns None.
+
+    Args:
+        name: an optional name a spec can target (``kv.write=raise(ENOSPC)``).
+        error: what to raise by default: an exception class, instance or factory.
+        cls: the point's class, with ``:`` sub-classes (``io:fsync``).
+        flags: the callsite's gfp flags; an effective NOFAIL site is never failed.
+        size: bytes the operation moves; makes ``space`` and ``short`` apply.
+
+    Returns:
+        None normally; the value of a ``return`` action; the byte count of ``short``.
+
+    Raises:
+        BaseException: the injected error, exactly the type requested.
+    """
 
 
 @dataclass(frozen=True, slots=True)
