@@ -127,9 +127,7 @@ def finish(result: dict[str, Any], settings: dict[str, Any], display: Any) -> in
 
 def gates_missed(result: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     """The coverage gates the result misses."""
-    try:
-        from failpath.proof.join import gates
-    except ImportError:
-        return []
-    return list(gates(result.get("coverage", {}), settings["fail_under_points"],
-                      settings["fail_under_handlers"]))
+    from failpath.proof import gates
+
+    return list(gates(result.get("coverage", {}), settings["fail_under_points"] or None,
+                      settings["fail_under_handlers"] or None))

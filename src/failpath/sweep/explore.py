@@ -542,7 +542,9 @@ class Agent:
                          invariant="; ".join(self.invariant_failures) or None)
         result = classify(facts, tuple(self.options.clean_errors))
         facts.final = facts.injected = child.injected = None
-        oracles.settle()
+        with oracles.resource_warnings() as late:
+            oracles.settle()  # unclosed objects of the failure path warn now
+        self.warns.extend(late)
         after = oracles.Resources.now({child.result_fd})
         delta = oracles.Delta.between(self.test_start or after, after, self.warns)
         found = oracles.leaks(delta, self.clean.get(item.nodeid, oracles.Delta()))

@@ -82,6 +82,7 @@ def build_result(journal: Journal) -> dict[str, Any]:
         "summary": {"units": len(units), "planned": planned, "pending": planned - done,
                     "bugs": sum(1 for u in units if u["bug"]), "by_outcome": by_outcome},
         "plan": journal.get_json("plan", {}),
+        "variety": journal.get_json("variety", []),
     }
     clean_lines = {_rel(k, root) or k: set(v)
                    for k, v in journal.get_json("clean_lines", {}).items()}
@@ -94,12 +95,16 @@ def build_result(journal: Journal) -> dict[str, Any]:
 
 def _prove(result: dict[str, Any], root: str, settings: dict[str, Any],
            injected: dict[str, set[int]], clean: dict[str, set[int]]) -> dict[str, Any]:
-    try:
-        from failpath.proof import join, static
-    except ImportError:  # the proof package is optional in a core-only install
-        return {}
-    scan = static.scan(root, settings.get("include") or None, settings.get("exclude") or None)
-    return join.prove(result, scan, injected_lines=injected, clean_lines=clean)
+    from failpath.proof import prove, scan
+
+    exclude = settings.get("exclude") or None
+    if exclude is not None:
+        from failpath.proof.static import DEFAULT_EXCLUDES
+
+        exclude = list(DEFAULT_EXCLUDES) + list(exclude)
+    found = scan(root, settings.get("include") or None, exclude)
+    return prove(result, found, injected_lines=injected, clean_lines=clean,
+                 variety=result.get("variety"))
 
 
 def load_result(journal_path: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from failpath.errors import FailpathError
 from failpath.sweep import executor
 from failpath.sweep.journal import Journal
-from failpath.sweep.units import plan_all
+from failpath.sweep.units import plan_all, unit_id
 
 MAX_RESPAWNS = 3
 
@@ -85,9 +85,37 @@ class Runner:
         journal.set("finished", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return journal
 
-    def plan(self, baseline: list[dict[str, Any]]) -> Any:
-        """The units to run (``--select all``; selection strategies override this)."""
-        return plan_all(baseline, self.settings, self.root)
+    def plan(self, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The units to run: every unit the baseline allows, plus error-variety units."""
+        units = list(plan_all(baseline, self.settings, self.root))
+        if self.settings.get("variety", True):
+            units += self._variety(units)
+        return units
+
+    def _variety(self, units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Units raising the narrower errno a handler names, at the points it guards."""
+        from failpath.proof import scan, variety_units
+
+        exclude = self.settings["exclude"] or None
+        if exclude is not None:
+            from failpath.proof.static import DEFAULT_EXCLUDES
+
+            exclude = [*DEFAULT_EXCLUDES, *exclude]
+        extra = variety_units(scan(self.root, self.settings["include"] or None, exclude), units)
+        base = {(u["test"], u["tag"], u["nth"]): u for u in units}
+        added = []
+        for e in extra:
+            b = base.get((e["test"], e["tag"], e["nth"]))
+            if b is None:
+                continue
+            action = e.get("action") or f"raise({e['errno']})"
+            added.append(dict(b, id=unit_id(b["test"], b["tag"], b["nth"], b["mode"], action),
+                              action=action, variety={"errno": e["errno"],
+                                                      "handler_file": e["handler_file"],
+                                                      "handler_line": e["handler_line"]}))
+        if self.journal is not None:
+            self.journal.set_json("variety", extra)
+        return added
 
     def _plan_summary(self, units: list[dict[str, Any]]) -> dict[str, Any]:
         per_site: dict[str, int] = {}
