@@ -1,10 +1,11 @@
 """The block layer: fixed-size blocks of a backing file, moved by requests from a bioset.
 
-Every request (a ``Bio``) holds an element of a :class:`failpath.Mempool` (the bioset)
-over a :class:`failpath.Allocator`, as the kernel's ``bio_alloc_bioset`` does: the
-pool tries the allocator without direct reclaim, falls back to its reserve, and, when the
-reserve is empty, calls the rescuer (which submits the requests queued in the current
-plug, so their bios come back) before it waits.
+Every request (a ``Bio``) holds an element of ``fs_bio_set``, a :class:`failpath.Mempool`
+over the system's :class:`failpath.Allocator`, as the kernel's ``bio_alloc_bioset`` does:
+the pool tries the allocator without direct reclaim, falls back to its reserve, and, when
+the reserve is empty, calls the rescuer (which submits the requests queued in the current
+context's plug, so their bios come back) before it waits. Like the kernel's
+``fs_bio_set``, the pool is created once, at start-up (the kernel panics if it cannot be).
 """
 
 from __future__ import annotations
@@ -13,42 +14,78 @@ import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import failpath
 from failpath import gfp
 from storage.layout import BLOCK_SIZE
 
-#: What one request costs the allocator, and how many the bioset keeps in reserve.
-BIO_BYTES = 256
-BIOSET_RESERVE = 1
-
 
 class Bio:
     """One request: read, write or flush; ``fua`` makes a write durable before it completes."""
 
-    __slots__ = ("allocation", "op", "block", "data", "fua")
+    __slots__ = ("allocation", "dev", "op", "block", "data", "fua")
 
-    def __init__(self, allocation: failpath.Allocation, op: str, block: int, data: bytes,
-                 fua: bool) -> None:
+    def __init__(self, allocation: failpath.Allocation, dev: BlockDevice, op: str, block: int,
+                 data: bytes, fua: bool) -> None:
         self.allocation = allocation
+        self.dev = dev
         self.op = op
         self.block = block
         self.data = data
         self.fua = fua
 
 
+#: The memory of the whole "machine": bios and transaction buffers come from it.
+SYSTEM_MEMORY = failpath.Allocator(256 * 1024)
+
+#: What one request costs the allocator, and how many the bioset keeps in reserve (the
+#: kernel keeps 2; one is enough here and lets a two-block commit need the rescuer).
+BIO_BYTES = 256
+BIO_POOL_SIZE = 1
+
+#: The current context's plug (the kernel's ``current->plug``): queued write requests.
+_plug: ContextVar[list[Bio] | None] = ContextVar("storage_plug", default=None)
+
+
+def _punt_plugged_bios() -> None:
+    """The bioset rescuer: submit this context's plugged requests so their bios come back."""
+    queued = _plug.get()
+    if queued:
+        bios = list(queued)
+        queued.clear()
+        _submit_all(bios)
+
+
+fs_bio_set = failpath.Mempool.for_allocator(SYSTEM_MEMORY, BIO_BYTES, BIO_POOL_SIZE,
+                                            name="fs_bio_set", rescuer=_punt_plugged_bios)
+
+
+def _submit_all(bios: list[Bio]) -> None:
+    """Submit ``bios`` in order; if one fails, the rest are dropped (their bios freed)."""
+    for i, bio in enumerate(bios):
+        try:
+            bio.dev._submit(bio)
+        except BaseException:
+            _drop(bios[i + 1 :])
+            raise
+
+
+def _drop(bios: list[Bio]) -> None:
+    for bio in bios:
+        fs_bio_set.free(bio.allocation)
+    bios.clear()
+
+
 class BlockDevice:
     """``nblocks`` blocks of ``BLOCK_SIZE`` bytes in the file at ``path``."""
 
-    def __init__(self, fd: int, nblocks: int, allocator: failpath.Allocator) -> None:
+    def __init__(self, fd: int, nblocks: int) -> None:
         self.fd = fd
         self.nblocks = nblocks
-        self._plug: list[Bio] | None = None
-        self.bioset = failpath.Mempool.for_allocator(allocator, BIO_BYTES, BIOSET_RESERVE,
-                                                     name="bioset", rescuer=self._rescue)
 
     @classmethod
-    def open(cls, path: str, nblocks: int, allocator: failpath.Allocator) -> BlockDevice:
+    def open(cls, path: str, nblocks: int) -> BlockDevice:
         """Open (creating if needed) the backing file, sized to ``nblocks``.
 
         Raises:
@@ -58,7 +95,7 @@ class BlockDevice:
         try:
             if os.fstat(fd).st_size < nblocks * BLOCK_SIZE:
                 os.ftruncate(fd, nblocks * BLOCK_SIZE)  # a sparse, zero-filled device
-            return cls(fd, nblocks, allocator)
+            return cls(fd, nblocks)
         except BaseException:
             os.close(fd)
             raise
@@ -70,18 +107,18 @@ class BlockDevice:
             os.close(fd)
 
     def __repr__(self) -> str:
-        return f"<BlockDevice fd={self.fd} {self.nblocks} blocks {self.bioset!r}>"
+        return f"<BlockDevice fd={self.fd} {self.nblocks} blocks>"
 
     # -- requests --------------------------------------------------------------------
 
     def _get_bio(self, op: str, block: int, data: bytes = b"", fua: bool = False) -> Bio:
-        allocation = self.bioset.alloc(gfp.GFP_NOIO)
+        allocation = fs_bio_set.alloc(gfp.GFP_NOIO)
         if allocation is None:  # only without direct reclaim; GFP_NOIO has it: the pool waits
             raise OSError(errno.ENOMEM, "no request available")
-        return Bio(allocation, op, block, data, fua)
+        return Bio(allocation, self, op, block, data, fua)
 
     def _put_bio(self, bio: Bio) -> None:
-        self.bioset.free(bio.allocation)
+        fs_bio_set.free(bio.allocation)
 
     def _submit(self, bio: Bio) -> None:
         """Carry out a write or flush request and give its bio back, whatever happens."""
@@ -112,8 +149,9 @@ class BlockDevice:
             OSError: the write (or, with ``fua``, the flush) failed.
         """
         bio = self._get_bio("write", block, data, fua)
-        if self._plug is not None:
-            self._plug.append(bio)
+        queued = _plug.get()
+        if queued is not None:
+            queued.append(bio)
         else:
             self._submit(bio)
 
@@ -127,7 +165,7 @@ class BlockDevice:
 
     @contextmanager
     def plug(self) -> Iterator[None]:
-        """Queue writes and submit them together, in block order, when the block ends.
+        """Queue this context's writes and submit them, in block order, when the block ends.
 
         If the block raises, the queued requests are dropped (their bios freed): the
         caller is failing the whole operation anyway.
@@ -135,34 +173,16 @@ class BlockDevice:
         Raises:
             OSError: a queued write failed; the rest are dropped.
         """
-        self._plug = []
+        queued: list[Bio] = []
+        token = _plug.set(queued)
         try:
             yield
         except BaseException:
-            self._drop(self._plug)
+            _drop(queued)
             raise
         finally:
-            queued, self._plug = self._plug, None
-        self._submit_all(sorted(queued, key=lambda bio: bio.block))
-
-    def _rescue(self) -> None:
-        """The bioset rescuer: submit the plugged requests so their bios return to the pool."""
-        if self._plug:
-            queued, self._plug[:] = list(self._plug), []
-            self._submit_all(queued)
-
-    def _submit_all(self, bios: list[Bio]) -> None:
-        for i, bio in enumerate(bios):
-            try:
-                self._submit(bio)
-            except BaseException:
-                self._drop(bios[i + 1 :])
-                raise
-
-    def _drop(self, bios: list[Bio]) -> None:
-        for bio in bios:
-            self._put_bio(bio)
-        bios.clear()
+            _plug.reset(token)
+        _submit_all(sorted(queued, key=lambda bio: bio.block))
 
     # -- the system calls ----------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from types import TracebackType
 import failpath
 from failpath import gfp
 from storage import journal
-from storage.block import BlockDevice
+from storage.block import SYSTEM_MEMORY, BlockDevice
 from storage.errors import StoreFull, StoreIOError, StoreShutdown
 from storage.layout import (
     BLOCK_SIZE,
@@ -39,8 +39,7 @@ from storage.layout import (
     encode_value,
 )
 
-#: The allocator budget of one open store: the bioset and transaction buffers.
-STORE_MEMORY = 64 * 1024
+#: A transaction's metadata buffer: room for the two block images it may log.
 TXN_BUFFER = 2 * BLOCK_SIZE
 
 
@@ -102,7 +101,8 @@ class Transaction:
 class Store:
     """A key-value store of up to ``SLOTS`` keys in the file at ``path``.
 
-    Use :meth:`open`; close with :meth:`close` or a ``with`` block.
+    Use :meth:`open`; close with :meth:`close` or a ``with`` block. Transaction buffers
+    come from ``allocator`` (default: the system memory the block layer also uses).
     """
 
     def __init__(self, dev: BlockDevice, allocator: failpath.Allocator) -> None:
@@ -118,9 +118,9 @@ class Store:
         Raises:
             StoreIOError: the device could not be opened or recovered (nothing is left open).
         """
-        allocator = allocator if allocator is not None else failpath.Allocator(STORE_MEMORY)
+        allocator = allocator if allocator is not None else SYSTEM_MEMORY
         try:
-            dev = BlockDevice.open(path, NBLOCKS, allocator)
+            dev = BlockDevice.open(path, NBLOCKS)
         except OSError as exc:
             raise StoreIOError(f"cannot open the store at {path!r}: {exc}") from exc
         store = cls(dev, allocator)
