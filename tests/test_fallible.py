@@ -81,6 +81,7 @@ def test_fallible_error_argument_sets_the_default_error() -> None:
     def op() -> None:
         pass
 
+    assert _inlined(op)  # a nested function without free variables is still inlined
     with inject("fx.err"), pytest.raises(TimeoutError):
         op()
 
