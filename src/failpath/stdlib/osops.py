@@ -148,12 +148,29 @@ def os_replace(src: Any, dst: Any, *, src_dir_fd: int | None = None,
     return _rename_slow(_real.real_os_replace, "os.replace", src, dst, src_dir_fd, dst_dir_fd)
 
 
+def _sync_slow(real: Callable[[Any], None], name: str, fd: Any) -> None:
+    _hit.call(_hit.fault_at(name, "io:fsync", defaults.EIO), real, fd)
+
+
+# fsync and fdatasync are spelled out: a fixed signature costs a third of *args, **kwargs.
+@functools.wraps(_real.real_os_fsync)
+def os_fsync(fd: Any) -> None:
+    if not _state.armed:
+        return _real.real_os_fsync(fd)
+    return _sync_slow(_real.real_os_fsync, "os.fsync", fd)
+
+
+@functools.wraps(_real.real_os_fdatasync)
+def os_fdatasync(fd: Any) -> None:
+    if not _state.armed:
+        return _real.real_os_fdatasync(fd)
+    return _sync_slow(_real.real_os_fdatasync, "os.fdatasync", fd)
+
+
 _EIO, _EACCES, _ENOSPC = defaults.EIO, defaults.EACCES, defaults.ENOSPC
 
 os_read = wrap(_real.real_os_read, "os.read", "io:read", _EIO)
 os_pread = wrap(_real.real_os_pread, "os.pread", "io:read", _EIO)
-os_fsync = wrap(_real.real_os_fsync, "os.fsync", "io:fsync", _EIO)
-os_fdatasync = wrap(_real.real_os_fdatasync, "os.fdatasync", "io:fsync", _EIO)
 os_unlink = wrap(_real.real_os_unlink, "os.unlink", "io:unlink", _EACCES, path=True, record=True)
 os_remove = wrap(_real.real_os_remove, "os.remove", "io:unlink", _EACCES, path=True, record=True)
 os_mkdir = wrap(_real.real_os_mkdir, "os.mkdir", "io:mkdir", _EACCES, path=True, record=True)
@@ -166,7 +183,8 @@ os_ftruncate = wrap(_real.real_os_ftruncate, "os.ftruncate", "io:truncate", _EIO
 
 for _fn, _point in ((os_open, "os.open"), (os_write, "os.write"), (os_pwrite, "os.pwrite"),
                     (os_close, "os.close"), (os_rename, "os.rename"),
-                    (os_replace, "os.replace")):
+                    (os_replace, "os.replace"), (os_fsync, "os.fsync"),
+                    (os_fdatasync, "os.fdatasync")):
     _hit.name_point(_fn, _point)
 
 
