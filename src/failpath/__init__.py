@@ -65,6 +65,6 @@ __all__ = [
     "points",
 ]
 
-from failpath.arming import configure_from_env as _configure_from_env  # noqa: E402
+from failpath.arming import configure_from_env as _configure_from_env
 
 _configure_from_env()
