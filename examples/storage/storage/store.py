@@ -126,11 +126,10 @@ class Store:
         store = cls(dev, allocator)
         try:
             store._recover()
-        except OSError as exc:
+        except BaseException as exc:
             dev.close()
-            raise StoreIOError(f"cannot recover the store at {path!r}: {exc}") from exc
-        except BaseException:
-            dev.close()
+            if isinstance(exc, OSError):
+                raise StoreIOError(f"cannot recover the store at {path!r}: {exc}") from exc
             raise
         return store
 
