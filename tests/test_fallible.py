@@ -354,3 +354,24 @@ def test_injected_error_from_fallible_is_marked_and_found_through_chains() -> No
         except RuntimeError as outer:
             marker = injection_of(outer)
     assert marker is not None and marker.key.endswith("#fx.plain") and marker.cls == "generic"
+
+
+def test_bare_fallible_over_staticmethod_and_classmethod_keeps_the_descriptor() -> None:
+    class Bare:
+        @fallible
+        @staticmethod
+        def s() -> str:
+            return "s"
+
+        @fallible
+        @classmethod
+        def c(cls) -> type:
+            return cls
+
+    assert isinstance(Bare.__dict__["s"], staticmethod)
+    assert isinstance(Bare.__dict__["c"], classmethod)
+    assert (Bare().s(), Bare().c()) == ("s", Bare)
+    name = f"{__name__}.test_bare_fallible_over_staticmethod_and_classmethod_keeps_the_" \
+           "descriptor.<locals>.Bare.c"
+    with inject(name), pytest.raises(InjectedFault):
+        Bare.c()
