@@ -187,3 +187,9 @@ def test_trigger_repr_shows_live_state() -> None:
     trigger.should_fail(_hit())
     assert repr(trigger) == "<Trigger nth=2 hits=1>"
     assert repr(Trigger()) == "<Trigger always hits=0>"
+
+
+@pytest.mark.parametrize(("percent", "low", "high"), [(0.5, 350, 650), (99.5, 99_350, 99_650)])
+def test_fractional_probability_is_honoured(percent: float, low: int, high: int) -> None:
+    trigger = Trigger(probability=percent, seed=11)
+    assert low < len(_pattern(trigger, 100_000)) < high

@@ -126,7 +126,8 @@ class Trigger:
                 self._icount += 1
                 if self._icount % self.interval:
                     return False
-            if self.probability < 100 and self.probability <= self._rng.randrange(100):
+            # A uniform draw in [0, 100): fractional percentages mean what they say.
+            if self.probability < 100 and self._rng.random() * 100 >= self.probability:
                 return False
             if self.times > 0:
                 self.times -= 1
