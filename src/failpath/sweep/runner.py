@@ -170,6 +170,15 @@ class Runner:
                 raise SweepError(f"the test run exited early; see {agent.log_path}")
 
     def _slices(self, journal: Journal) -> list[Slice]:
+        tests = self._test_entries(journal)
+        jobs = max(1, int(self.settings["jobs"]))
+        slices = [Slice(i) for i in range(min(jobs, max(1, len(tests))))]
+        for t in tests:
+            min(slices, key=lambda s: s.load).tests.append(t)
+        return slices
+
+    def _test_entries(self, journal: Journal) -> list[dict[str, Any]]:
+        """One plan entry per test with pending units, longest first (also used by Dask)."""
         baseline = {r["test"]: r for r in journal.baseline()}
         by_test: dict[str, list[dict[str, Any]]] = {}
         for unit in journal.pending():
@@ -183,11 +192,7 @@ class Runner:
                           "clean": rec.get("delta", {}), "writes": rec.get("writes", []),
                           "timeout": timeout, "strategy": self.settings["strategy"]})
         tests.sort(key=lambda t: -t["estimate"])  # longest first
-        jobs = max(1, int(self.settings["jobs"]))
-        slices = [Slice(i) for i in range(min(jobs, max(1, len(tests))))]
-        for t in tests:
-            min(slices, key=lambda s: s.load).tests.append(t)
-        return slices
+        return tests
 
     def _write_plan(self, s: Slice, attempt: int) -> str:
         path = os.path.join(self.state_dir, f"plan-{s.index}-{attempt}.jsonl")
