@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         groups = os.environ.get("FAILPATH_GROUPS", "files,net,db,proc").split(",")
         stdlib.install([g for g in groups if g])
         config.stash[_AGENT] = None
+        config.pluginmanager.register(_ReproducerPlugin(), "failpath-reproducer")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -148,3 +149,35 @@ class _AgentPlugin:
 
         worker.serve(self.agent, self.options, session)
         return True
+
+
+class _ReproducerPlugin:
+    """With FAILPATH set, a test that leaks after an injected fault errors at teardown."""
+
+    def __init__(self) -> None:
+        self.before: Any = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        from failpath.sweep import oracles
+
+        self.before = oracles.Resources.now()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        from failpath import arming
+        from failpath.sweep import oracles
+
+        result = yield
+        fired = sum(rule.fired for rule in arming._configured)
+        if self.before is None or not fired:
+            return result
+        with oracles.resource_warnings() as warns:
+            oracles.settle()
+        delta = oracles.Delta.between(self.before, oracles.Resources.now(), warns)
+        found = oracles.leaks(delta, oracles.Delta())
+        if found:
+            raise AssertionError("failpath: left behind after the injected fault: "
+                                 + "; ".join(found))
+        return result

@@ -330,7 +330,7 @@ class Agent:
                      snap: isolation.Snapshot, base_before: set[str], started: float,
                      strategy: str) -> None:
         result = self._wait_child(unit, pid, read_fd, started, strategy)
-        self.busy = True
+        was_busy, self.busy = self.busy, True
         try:
             isolation.restore_offsets(snap)
             isolation.restore(snap)
@@ -342,6 +342,7 @@ class Agent:
             self.tainted = True
         finally:
             isolation.discard(snap)
+            self.busy = was_busy
         outside = [p for p in result.pop("writes", []) if not snap.covers(p)
                    and not self._in_basetemp(p)]
         if outside:

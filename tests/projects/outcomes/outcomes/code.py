@@ -126,3 +126,26 @@ def save_or_spin(path: str, text: str) -> None:
     except OSError:
         while True:
             pass
+
+
+def read_or_delete(path: str) -> str:
+    """propagated; its failure path deletes the file the test's success path reads next."""
+    try:
+        failpath.point("outcomes.read", error=OSError)
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        os.unlink(path)
+        raise
+
+
+def read_or_mark(path: str, marker: str) -> str:
+    """propagated; its failure path writes where no snapshot covers (the marker file)."""
+    try:
+        failpath.point("outcomes.mark", error=OSError)
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        with open(marker, "a") as fh:
+            fh.write("failed\n")
+        raise

@@ -73,3 +73,18 @@ def test_forks(tmp_path):
 
 def test_spins(tmp_path):
     code.save_or_spin(str(tmp_path / "p"), "p")
+
+
+def test_isolation(tmp_path):
+    p = tmp_path / "data"
+    p.write_text("v1")
+    assert code.read_or_delete(str(p)) == "v1"
+    assert code.read_or_delete(str(p)) == "v1"
+
+
+def test_untrusted(tmp_path):
+    p = tmp_path / "data"
+    p.write_text("v1")
+    marker = os.environ.get("OUTCOMES_MARKER", str(tmp_path / "marker"))
+    assert code.read_or_mark(str(p), marker) == "v1"
+    assert code.read_or_mark(str(p), marker) == "v1"
