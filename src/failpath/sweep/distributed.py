@@ -1,0 +1,494 @@
+"""The Dask executor: one task per test file runs an agent on a worker; the driver journals.
+
+``failpath sweep --executor dask [--scheduler tcp://HOST:PORT]``. The baseline and the plan
+run here, in the driver, exactly as for a local sweep (``Runner``). The pending units are then
+grouped by test file into batches; each batch is one Dask task. On the worker the task starts
+the same agent process as a local sweep (pytest in ROOT with ``FAILPATH_AGENT``), restricted
+to that file so it imports and collects once, and hands it the batch's plan entries; the
+fork-based strategies run there unchanged (the worker-side loop *is* ``Runner._sweep``, with a
+stand-in for the journal). Each result is published on a ``distributed.Queue`` as it finishes
+and the task also returns them all, so nothing is lost if a message is. The driver alone
+writes the journal, and ``Journal.record`` refuses a unit already recorded, so ``--resume``
+works as for local sweeps and a batch that Dask re-runs after its worker died never counts a
+unit twice (the re-run also skips the units the driver had already recorded, as far as the
+driver had published them).
+
+Workers must see the same project at the same path (a shared file system, or the same
+checkout with the project's dependencies installed in the workers' environment; see
+docs/distributed.md): the driver compares a digest of the swept sources with each worker's
+before the baseline, and each task checks it again on whichever worker runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import failpath
+from failpath.errors import InvalidArgument
+from failpath.sweep import executor
+from failpath.sweep.journal import Journal
+from failpath.sweep.runner import Runner, Slice, SweepError
+
+INSTALL_HINT = "pip install 'failpath[dask]'"
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox", ".nox",
+                       ".venv", "venv", "env", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+                       "node_modules", "site-packages", "build", "dist"})
+CONFIG_FILES = frozenset({"pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini"})
+TASK_RETRIES = 2  # for a task that raised; a task whose worker died is re-run by Dask itself
+PUBLISH_EVERY = 1.0  # seconds between the driver's "already recorded" updates per batch
+STOP_CHECK_EVERY = 2.0  # seconds between a worker's checks of the driver's stop flag
+# Options that take a value, so that value is not mistaken for a test path.
+_VALUE_OPTIONS = frozenset({"-k", "-m", "-p", "-c", "-o", "-W", "--deselect", "--ignore",
+                            "--ignore-glob", "--rootdir", "--basetemp", "--confcutdir",
+                            "--override-ini", "--junitxml", "--junit-xml", "--log-file",
+                            "--maxfail", "--tb", "--durations", "-r", "--import-mode"})
+
+
+def require_dask() -> Any:
+    """The ``distributed`` module.
+
+    Raises:
+        InvalidArgument: Dask is not installed (the message says how to install it).
+    """
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError as exc:
+        raise InvalidArgument(f"executor='dask' needs Dask, which is not installed ({exc}); "
+                              f"install it with: {INSTALL_HINT}") from None
+    return distributed
+
+
+# -- the same code everywhere ----------------------------------------------------------------
+def _swept_files(root: str) -> Iterable[str]:
+    """Relative paths of the sources a sweep of ``root`` runs, in a stable order."""
+    for here, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                         and not os.path.exists(os.path.join(here, d, "pyvenv.cfg")))
+        for name in sorted(files):
+            if name.endswith(".py") or name in CONFIG_FILES or name == "conftest.py":
+                yield os.path.relpath(os.path.join(here, name), root)
+
+
+def source_digest(root: str) -> str:
+    """sha256 over the relative paths and contents of ``root``'s sources and test config.
+
+    Also covers failpath's own version, since driver and agents must speak the same protocol.
+    A missing root gives ``"missing:<root>"``.
+    """
+    if not os.path.isdir(root):
+        return f"missing:{root}"
+    h = hashlib.sha256(f"failpath {failpath.__version__}\0".encode())
+    for rel in _swept_files(root):
+        h.update(rel.encode() + b"\0")
+        try:
+            with open(os.path.join(root, rel), "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+        except OSError as exc:  # unreadable: still part of what differs
+            h.update(f"unreadable {exc.errno}".encode())
+    return h.hexdigest()
+
+
+_DIGESTS: dict[tuple[str, str], str] = {}  # (sweep id, root) -> digest, per worker process
+
+
+def _cached_digest(sweep_id: str, root: str) -> str:
+    key = (sweep_id, root)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = source_digest(root)
+    return _DIGESTS[key]
+
+
+def mismatch_message(worker: str, root: str, theirs: str) -> str:
+    """The one-line refusal when ``worker`` sees other code than the driver."""
+    if theirs.startswith("missing:"):
+        what = f"has no directory {root}"
+    else:
+        what = f"sees different sources under {root} (digest {theirs[:12]})"
+    return (f"Dask worker {worker} {what}; every worker needs the same project at the same "
+            "path (a shared file system or the same checkout, see docs/distributed.md)")
+
+
+# -- batches ---------------------------------------------------------------------------------
+def test_file(nodeid: str) -> str:
+    """The file part of a pytest node id."""
+    return nodeid.split("::", 1)[0]
+
+
+def make_batches(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plan entries grouped by test file, the most work first."""
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_file.setdefault(test_file(entry["test"]), []).append(entry)
+    batches = [{"file": f, "entries": es, "estimate": sum(e["estimate"] for e in es)}
+               for f, es in by_file.items()]
+    batches.sort(key=lambda b: -b["estimate"])
+    return batches
+
+
+def infer_rootdir(root: str, files: list[str]) -> str | None:
+    """The directory the node ids are relative to: ``root`` or the nearest ancestor holding
+    every file (pytest's rootdir when an ini file above ``root`` decides it)."""
+    here = os.path.abspath(root)
+    while True:
+        if all(os.path.isfile(os.path.join(here, f)) for f in files):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _names_paths(args: list[str], root: str) -> bool:
+    """Whether the user's pytest arguments already name test paths."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-") and os.path.exists(os.path.join(root, test_file(arg))):
+            return True
+    return False
+
+
+def batch_args(pytest_args: list[str], root: str, file: str, rootdir: str | None) -> list[str]:
+    """pytest arguments that collect only ``file`` with the baseline's node ids.
+
+    When the user named test paths, or the rootdir is unknown, they are kept as given (the
+    agent then collects all of them; correct, only slower).
+    """
+    if rootdir is None or _names_paths(pytest_args, root):
+        return list(pytest_args)
+    pinned = any(a == "--rootdir" or a.startswith("--rootdir=") for a in pytest_args)
+    return [*pytest_args, *([] if pinned else [f"--rootdir={rootdir}"]),
+            os.path.join(rootdir, file)]
+
+
+# -- the worker's side -----------------------------------------------------------------------
+class _Stopped(Exception):
+    """The driver asked the workers to stop (it was interrupted or failed)."""
+
+
+class _Outbox:
+    """Stands in for the journal on a worker: publishes each result once, keeps them all."""
+
+    def __init__(self, publish: Callable[[str, dict[str, Any]], None], total: int) -> None:
+        self.publish = publish
+        self.total = total
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def record(self, unit_id: str, result: dict[str, Any]) -> bool:
+        """Like Journal.record: False for a unit already recorded here."""
+        if unit_id in self.results:
+            return False
+        self.results[unit_id] = result
+        self.publish(unit_id, result)
+        return True
+
+    def progress(self) -> tuple[int, int]:
+        """(units done, units in the batch)."""
+        return len(self.results), self.total
+
+
+class _BatchRunner(Runner):
+    """``Runner._sweep`` on a worker: one agent, one batch, respawns and watchdog included."""
+
+    def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
+                 entries: list[dict[str, Any]], stopped: Callable[[], bool]) -> None:
+        super().__init__(root, settings, pytest_args)
+        self.entries = entries
+        self.stopped = stopped
+        self.next_check = 0.0
+
+    def _slices(self, journal: Any) -> list[Slice]:
+        return [Slice(0, tests=self.entries)]
+
+    def _watchdog(self, running: dict[int, tuple[Slice, executor.AgentProc]]) -> None:
+        super()._watchdog(running)
+        if time.monotonic() >= self.next_check:
+            self.next_check = time.monotonic() + STOP_CHECK_EVERY
+            if self.stopped():
+                raise _Stopped
+
+
+def _worker_place() -> tuple[str, str]:
+    """This worker's address, and where its batches keep plan files and agent logs.
+
+    Not directly in the temporary directory: the agents' temp-file oracle watches it, and a
+    batch starting on another worker would look like a file a unit left behind.
+    """
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not on a worker (a direct call)
+        return f"pid {os.getpid()}", tempfile.mkdtemp(prefix="failpath-snap-dask-")
+    return str(worker.address), str(worker.local_directory)
+
+
+def done_name(names: dict[str, str], batch: int) -> str:
+    """The name of the Dask variable listing a batch's units the driver has recorded."""
+    return f"{names['done']}-{batch}"
+
+
+def _skip_recorded(batch: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    """The batch's entries without the units the driver says it already recorded."""
+    from distributed import Variable
+
+    try:
+        done = set(Variable(done_name(names, batch["index"])).get(timeout=0.1) or ())
+    except Exception:  # nothing published yet (or the scheduler is slow): run them all
+        return batch["entries"]
+    entries = [dict(e, units=[u for u in e["units"] if u["id"] not in done])
+               for e in batch["entries"]]
+    return [e for e in entries if e["units"]]
+
+
+def _publisher(queue_name: str, batch_index: int) -> Callable[[str, dict[str, Any]], None]:
+    from distributed import Queue
+
+    queue = Queue(queue_name)
+
+    def publish(unit_id: str, result: dict[str, Any]) -> None:
+        try:
+            queue.put({"batch": batch_index, "id": unit_id, "result": result}, timeout=10)
+        except Exception:  # the task's return value carries it anyway
+            logging.getLogger("failpath").warning("failpath: could not publish %s", unit_id)
+
+    return publish
+
+
+def _stop_flag(name: str) -> Callable[[], bool]:
+    from distributed import Event
+
+    event = Event(name)
+
+    def stopped() -> bool:
+        try:
+            return bool(event.is_set())
+        except Exception:  # the scheduler is unreachable: let Dask decide this task's fate
+            return False
+
+    return stopped
+
+
+def run_batch(job: dict[str, Any]) -> dict[str, Any]:
+    """The Dask task: run one batch's units in an agent on this worker.
+
+    ``job`` holds root, settings, pytest_args, digest, sweep id, the names of the queue, the
+    "already recorded" variable and the stop event, and the batch. Returns ``{"worker",
+    "results": {id: result}}``, or ``{"worker", "mismatch": digest}`` when this worker sees
+    other sources, or ``{"worker", "stopped": True}``.
+    """
+    worker, place = _worker_place()
+    theirs = _cached_digest(job["sweep"], job["root"])
+    if theirs != job["digest"]:
+        return {"worker": worker, "mismatch": theirs}
+    batch = job["batch"]
+    entries = _skip_recorded(batch, job["names"])
+    units = sum(len(e["units"]) for e in entries)
+    outbox = _Outbox(_publisher(job["names"]["queue"], batch["index"]), units)
+    work_dir = tempfile.mkdtemp(prefix=f"failpath-{job['sweep'][:8]}-{batch['index']}-",
+                                dir=place)
+    settings = dict(job["settings"], jobs=1, journal=os.path.join(work_dir, "unused.sqlite"))
+    runner = _BatchRunner(job["root"], settings, job["pytest_args"], entries,
+                          _stop_flag(job["names"]["stop"]))
+    try:
+        if entries:
+            runner._sweep(outbox, None)  # type: ignore[arg-type]
+    except _Stopped:
+        return {"worker": worker, "stopped": True}
+    finally:
+        runner._stop_all()
+    if not any(work_dir in str(r.get("final")) for r in outbox.results.values()):
+        shutil.rmtree(work_dir, ignore_errors=True)  # keep the agent logs a result refers to
+    return {"worker": worker, "results": outbox.results}
+
+
+# -- the driver ------------------------------------------------------------------------------
+class DaskRunner(Runner):
+    """A sweep whose units run on a Dask cluster; ``run()`` returns the journal.
+
+    Raises:
+        InvalidArgument: Dask is not installed, the scheduler cannot be reached or has no
+            workers, or a worker sees other sources than the driver.
+        SweepError: as Runner, or a batch failed on the cluster for a reason of its own.
+    """
+
+    def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.distributed = require_dask()
+        super().__init__(root, settings, pytest_args, on_event)
+        self.sweep_id = uuid.uuid4().hex
+        self.names = {"queue": f"failpath-{self.sweep_id}-results",
+                      "done": f"failpath-{self.sweep_id}-done",
+                      "stop": f"failpath-{self.sweep_id}-stop"}
+        self.client: Any = None
+        self.cluster: Any = None
+        self.digest = ""
+        self.units: dict[str, dict[str, Any]] = {}
+        self.done_by_batch: dict[int, set[str]] = {}  # batch index -> units recorded
+        self.dirty: set[int] = set()  # batches whose recorded units changed since published
+
+    def __repr__(self) -> str:
+        where = self.settings.get("scheduler") or "LocalCluster"
+        return f"<DaskRunner {self.root!r} on {where}>"
+
+    def run(self) -> Journal:
+        """Connect and check the workers, then baseline, plan and sweep as Runner does."""
+        self._connect()
+        try:
+            self.check_workers()
+            return super().run()
+        finally:
+            self._disconnect()
+
+    # -- cluster ---------------------------------------------------------------------------
+    def _connect(self) -> None:
+        address = self.settings.get("scheduler")
+        try:
+            if address:
+                self.client = self.distributed.Client(address, timeout="20s",
+                                                      set_as_default=False)
+                self.client.wait_for_workers(1, timeout=60)
+            else:
+                self.cluster = self.distributed.LocalCluster(
+                    n_workers=max(1, int(self.settings["jobs"])), threads_per_worker=1,
+                    processes=True, host="127.0.0.1", dashboard_address=None,
+                    memory_limit=0, silence_logs=logging.ERROR)
+                self.client = self.distributed.Client(self.cluster, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            self._disconnect()
+            where = f"scheduler={address!r}" if address else "a local Dask cluster"
+            raise InvalidArgument(f"{where}: cannot start or reach it, or it has no workers "
+                                  f"({exc}); start one with `dask scheduler` and "
+                                  "`dask worker ADDRESS`") from None
+
+    def _disconnect(self) -> None:
+        for thing in (self.client, self.cluster):
+            if thing is not None:
+                with contextlib.suppress(Exception):  # best effort: we are leaving anyway
+                    thing.close()
+        self.client = self.cluster = None
+
+    def check_workers(self) -> None:
+        """Refuse when a worker sees other sources (or failpath) than the driver.
+
+        Raises:
+            InvalidArgument: naming the first differing worker.
+        """
+        self.digest = source_digest(self.root)
+        seen = self.client.run(_cached_digest, self.sweep_id, self.root)
+        for worker, theirs in sorted(seen.items()):
+            if theirs != self.digest:
+                raise InvalidArgument(mismatch_message(worker, self.root, theirs))
+
+    # -- sweep -----------------------------------------------------------------------------
+    def _sweep(self, journal: Journal, first: executor.AgentProc | None) -> None:
+        if first is not None:  # the baseline agent has nothing more to do here
+            first.send_plan(self._write_plan(Slice(0), 0))
+        entries = self._test_entries(journal)
+        self.units = {u["id"]: u for e in entries for u in e["units"]}
+        done, total = journal.progress()
+        self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
+        if not entries:
+            return
+        batches = make_batches(entries)
+        queue = self.distributed.Queue(self.names["queue"], client=self.client)
+        futures = {self._submit(i, b): dict(b, index=i) for i, b in enumerate(batches)}
+        try:
+            self._collect(journal, queue, futures)
+        except BaseException:
+            self._stop_workers(futures)
+            raise
+
+    def _submit(self, index: int, batch: dict[str, Any]) -> Any:
+        rootdir = infer_rootdir(self.root, [batch["file"]])
+        job = {"root": self.root, "settings": self.settings, "sweep": self.sweep_id,
+               "digest": self.digest, "names": self.names,
+               "pytest_args": batch_args(self.pytest_args, self.root, batch["file"], rootdir),
+               "batch": dict(batch, index=index)}
+        return self.client.submit(run_batch, job, key=f"failpath-batch-{index}-{self.sweep_id}",
+                                  retries=TASK_RETRIES, priority=len(self.units) - index,
+                                  pure=False)
+
+    def _collect(self, journal: Journal, queue: Any, futures: dict[Any, dict[str, Any]]) -> None:
+        """Journal results as they arrive until every batch's task has ended."""
+        last_publish = time.monotonic()
+        while futures:
+            for item in self._drain(queue):
+                self._record(journal, item["batch"], item["id"], item["result"])
+            for future in [f for f in futures if f.done()]:
+                self._finished(journal, future, futures.pop(future))
+            if time.monotonic() - last_publish >= PUBLISH_EVERY:
+                self._publish_done()
+                last_publish = time.monotonic()
+        for item in self._drain(queue, wait=0.0):
+            self._record(journal, item["batch"], item["id"], item["result"])
+
+    def _drain(self, queue: Any, wait: float = 0.5) -> list[dict[str, Any]]:
+        """What the queue holds, waiting up to ``wait`` seconds for the first item."""
+        try:
+            items = [queue.get(timeout=wait)] if wait else []
+            if queue.qsize():
+                items += queue.get(batch=True)
+        except TimeoutError:
+            return []
+        return items
+
+    def _record(self, journal: Journal, batch: int, unit_id: str, result: dict[str, Any]) -> None:
+        unit = self.units.get(unit_id)
+        if unit is not None and journal.record(unit_id, result):
+            self.done_by_batch.setdefault(batch, set()).add(unit_id)
+            self.dirty.add(batch)
+            self.on_event("unit", {"unit": unit, "result": result})
+
+    def _publish_done(self) -> None:
+        """Tell a re-run of each batch which of its units are already recorded."""
+        for batch in sorted(self.dirty):
+            variable = self.distributed.Variable(done_name(self.names, batch),
+                                                 client=self.client)
+            with contextlib.suppress(Exception):  # an optimisation only: duplicates are ignored
+                variable.set(sorted(self.done_by_batch[batch]))
+        self.dirty.clear()
+
+    def _finished(self, journal: Journal, future: Any, batch: dict[str, Any]) -> None:
+        if future.status == "finished":
+            out = future.result()
+            if "mismatch" in out:
+                raise InvalidArgument(mismatch_message(out["worker"], self.root,
+                                                       out["mismatch"]))
+            for unit_id, result in out.get("results", {}).items():
+                self._record(journal, batch["index"], unit_id, result)
+            return
+        exc = future.exception() if future.status == "error" else None
+        if isinstance(exc, self.distributed.KilledWorker):
+            self._give_up(journal, batch, exc)
+            return
+        raise SweepError(f"the batch of {batch['file']} failed on the Dask cluster "
+                         f"({future.status}): {exc!r}")
+
+    def _give_up(self, journal: Journal, batch: dict[str, Any], exc: BaseException) -> None:
+        """Every worker that ran this batch died: its unfinished units crashed them."""
+        for entry in batch["entries"]:
+            for unit in entry["units"]:
+                self._record(journal, batch["index"], unit["id"], {
+                    "id": unit["id"], "outcome": "crashed", "bug": True, "strategy": "dask",
+                    "error": None, "final": f"the Dask workers running {batch['file']} died "
+                                            f"({exc})"})
+
+    def _stop_workers(self, futures: dict[Any, dict[str, Any]]) -> None:
+        """Interrupted or failed: tell the tasks to stop their agents, and cancel them."""
+        with contextlib.suppress(Exception):  # best effort on the way out
+            self.distributed.Event(self.names["stop"], client=self.client).set()
+            self.client.cancel(list(futures))
