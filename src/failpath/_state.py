@@ -20,6 +20,9 @@ is_nofail: Callable[[int], bool] = lambda mask: False
 #: How many contexts want hit counting without faults (``failpath.counting()``).
 counting: int = 0
 
+#: While above zero every point is disarmed (``points.paused()``: failpath's own checks).
+paused: int = 0
+
 #: The armed path of :func:`point` (installed by ``failpath.points``).
 point_armed: Callable[[str | None, Any, str, int | None, int], Any] = lambda *args: None
 
@@ -41,7 +44,7 @@ def point(name: str | None = None, error: Any = None, cls: str = "generic",
 def rearm() -> None:
     """Recompute :data:`armed` after hooks or counting changed."""
     global armed
-    armed = bool(hooks) or counting > 0
+    armed = (bool(hooks) or counting > 0) and paused == 0
 
 
 def add_hook(hook: Callable[[Any], Any], *, first: bool = False) -> None:

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ _Popen = subprocess.Popen
 _getpid = os.getpid
 
 OUTPUT_LIMIT = 4000
+# pytest's own temporary area (every session's basetemp lives below it).
+_PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
 
 
 @dataclass(slots=True)
@@ -285,13 +288,15 @@ class Agent:
     def _snapshot_worthy(self, path: str) -> bool:
         """Written paths worth a snapshot: not pytest's temp area (handled as a whole)."""
         path = os.path.abspath(path)
+        if path.startswith(_PYTEST_TMP) or os.path.dirname(path) == path:
+            return False
         base = self.basetemp()
         if base is not None:
             parent = os.path.dirname(base.rstrip("/"))
             if path == parent or base.startswith(path.rstrip("/") + "/") or \
                     path.startswith(parent.rstrip("/") + "/"):
                 return False
-        return os.path.dirname(path) != path
+        return True
 
     def _basetemp_entries(self) -> set[str]:
         base = self.basetemp()
@@ -442,8 +447,18 @@ class Agent:
             outcome.pop("exc", None)
             oracles.settle()
         after = oracles.Resources.now()
-        outcome["delta"] = oracles.Delta.between(self.test_start, after, warns).to_json()
+        delta = oracles.Delta.between(self.test_start, after, warns)
+        delta.temps = self._temp_leftovers()
+        outcome["delta"] = delta.to_json()
         return outcome
+
+    def _temp_leftovers(self) -> list[str]:
+        """Temporary files this run created through instrumented calls that still exist."""
+        if self.recorder is None:
+            return []
+        tmp = tempfile.gettempdir().rstrip("/") + "/"
+        return sorted(p for p in self.recorder.paths if p.startswith(tmp)
+                      and not p.startswith(_PYTEST_TMP) and os.path.lexists(p))
 
     def run_units(self, item: Any, units: list[UnitSpec], strategy: str,
                   clean: dict[str, Any]) -> None:
@@ -548,6 +563,7 @@ class Agent:
         self.warns.extend(late)
         after = oracles.Resources.now({child.result_fd})
         delta = oracles.Delta.between(self.test_start or after, after, self.warns)
+        delta.temps = self._temp_leftovers()
         found = oracles.leaks(delta, self.clean.get(item.nodeid, oracles.Delta()))
         if found and child.fired and not child.absorbed and \
                 OUTCOMES.index("leaked") < OUTCOMES.index(result["outcome"]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import tempfile
 import threading
 import warnings
 from collections import Counter
@@ -37,7 +36,7 @@ def _normal_target(target: str) -> str:
     # pipe:[123] / socket:[456]: the inode number differs between runs; keep the kind.
     if target.startswith(("pipe:", "socket:", "anon_inode:")):
         return target.split("[", 1)[0]
-    return target
+    return target.removesuffix(" (deleted)")
 
 
 def _children() -> int:
@@ -52,16 +51,6 @@ def _children() -> int:
     return total
 
 
-def _temp_entries(exclude: str | None) -> set[str]:
-    tmp = tempfile.gettempdir()
-    try:
-        names = os.listdir(tmp)
-    except OSError:
-        return set()
-    return {n for n in names if not n.startswith(("pytest-of-", "failpath-snap-"))
-            and (exclude is None or os.path.join(tmp, n) != exclude)}
-
-
 @dataclass(slots=True)
 class Resources:
     """What a process holds at one moment, for before/after comparison."""
@@ -69,13 +58,12 @@ class Resources:
     fds: Counter[str]
     threads: int
     children: int
-    temps: set[str]
 
     @classmethod
     def now(cls, ignore_fds: set[int] | None = None) -> Resources:
         """Measure the current process."""
         alive = sum(1 for t in threading.enumerate() if t.is_alive())
-        return cls(_fd_targets(ignore_fds or set()), alive, _children(), _temp_entries(None))
+        return cls(_fd_targets(ignore_fds or set()), alive, _children())
 
 
 @dataclass(slots=True)
@@ -90,11 +78,14 @@ class Delta:
 
     @classmethod
     def between(cls, before: Resources, after: Resources, warns: list[str]) -> Delta:
-        """The difference ``after - before`` (only growth counts)."""
+        """The difference ``after - before`` (only growth counts); temps are set apart.
+
+        Temporary files are not found by listing the temp directory (other processes
+        write there too) but from the paths the run itself wrote (the recorder).
+        """
         grown = after.fds - before.fds
         return cls(dict(grown), max(0, after.threads - before.threads),
-                   max(0, after.children - before.children),
-                   sorted(after.temps - before.temps), list(warns))
+                   max(0, after.children - before.children), [], list(warns))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -120,9 +111,9 @@ def leaks(run: Delta, clean: Delta) -> list[str]:
         found.append(f"{run.threads - clean.threads} thread(s) still running")
     if run.children > clean.children:
         found.append(f"{run.children - clean.children} child process(es) still running")
-    for name in run.temps:
-        if name not in clean.temps:
-            found.append(f"temporary file left: {os.path.join(tempfile.gettempdir(), name)}")
+    for path in run.temps:
+        if path not in clean.temps:
+            found.append(f"temporary file left: {path}")
     extra_warns = len(run.resource_warnings) - len(clean.resource_warnings)
     if extra_warns > 0:
         found += [f"ResourceWarning: {w}" for w in run.resource_warnings[-extra_warns:]]
