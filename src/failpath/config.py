@@ -67,11 +67,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("short_writes", "bool", True, "add a short-write unit for write-like points"),
     Option("variety", "bool", True, "add units raising the narrower errno a handler names"),
     Option("memory_limit", "int", 2048, "MiB of address space a unit's child may add (0: none)"),
-    Option("select", "str", "all", "which units to run", ("all", "sites", "changed")),
-    Option("per_site", "int", 3, "with --select sites: units per call site per mode"),
+    Option("select", "str", "sites", "which units to run: K per call site (sites), every "
+           "unit (all), or K per call site inside functions changed since --base (changed)",
+           ("all", "sites", "changed")),
+    Option("per_site", "int", 3, "units per call site per mode and action (fastest tests, "
+           "first/middle/last hits); also the saturation threshold (0: no limit)"),
     Option("base", "str", "HEAD", "with --select changed: the git revision to diff against"),
     Option("budget", "float", 0.0, "stop planning once this many estimated seconds are "
-           "planned (0: no budget)"),
+           "planned, round-robin over call sites (0: no budget)"),
     Option("executor", "str", "local", "where units run", ("local", "dask")),
     Option("scheduler", "str", None, "with --executor dask: the scheduler address"),
     Option("no_color", "bool", False, "plain terminal output"),

@@ -119,13 +119,43 @@ class Journal:
         return added
 
     def record(self, unit_id: str, result: dict[str, Any]) -> bool:
-        """Commit one unit's outcome; False if it was already recorded (never counted twice)."""
+        """Commit one unit's outcome; False if it was already recorded (never counted twice).
+
+        A unit skipped by saturation that ran anyway (already dispatched) gets its result.
+        """
         cur = self.db.execute(
             "UPDATE units SET outcome=?, bug=?, result=?, finished=? "
-            "WHERE id=? AND outcome IS NULL",
+            "WHERE id=? AND (outcome IS NULL OR outcome='skipped')",
             (result["outcome"], int(bool(result.get("bug"))), json.dumps(result), time.time(),
              unit_id))
         return cur.rowcount == 1
+
+    def skip_site(self, tag: str, mode: str, action: str, reason: str) -> list[str]:
+        """Mark the pending units of one site skipped (outcome ``skipped``); their ids."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT id FROM units WHERE tag=? AND mode=? AND action=? AND outcome IS NULL",
+            (tag, mode, action))]
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany(
+                "UPDATE units SET outcome='skipped', bug=0, result=?, finished=? "
+                "WHERE id=? AND outcome IS NULL",
+                [(json.dumps({"skipped": reason}), time.time(), i) for i in ids])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return ids
+
+    def skipped(self) -> int:
+        """Units skipped at run time (saturation)."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM units WHERE outcome='skipped'").fetchone()[0])
+
+    def unit(self, unit_id: str) -> dict[str, Any] | None:
+        """One planned unit by id."""
+        row = self.db.execute("SELECT unit FROM units WHERE id=?", (unit_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def pending(self) -> list[dict[str, Any]]:
         """Planned units without an outcome, in plan order."""
@@ -134,9 +164,10 @@ class Journal:
 
     def results(self) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
         """(unit, result or None) for every planned unit, in plan order."""
-        rows = self.db.execute("SELECT unit, result FROM units ORDER BY ord")
-        for unit, result in rows:
-            yield json.loads(unit), (json.loads(result) if result else None)
+        rows = self.db.execute("SELECT unit, result, outcome FROM units ORDER BY ord")
+        for unit, result, outcome in rows:
+            ran = result and outcome != "skipped"  # skipped units have no result
+            yield json.loads(unit), (json.loads(result) if ran else None)
 
     def progress(self) -> tuple[int, int]:
         """(units done, units planned)."""

@@ -80,17 +80,38 @@ def build_result(journal: Journal) -> dict[str, Any]:
         "selfcheck": journal.get_json("selfcheck", {"ok": None, "detail": "not recorded"}),
         "units": units,
         "summary": {"units": len(units), "planned": planned, "pending": planned - done,
+                    "skipped": journal.skipped(),
                     "bugs": sum(1 for u in units if u["bug"]), "by_outcome": by_outcome},
-        "plan": journal.get_json("plan", {}),
+        "plan": _plan(journal),
         "variety": journal.get_json("variety", []),
     }
     clean_lines = {_rel(k, root) or k: set(v)
                    for k, v in journal.get_json("clean_lines", {}).items()}
     result["coverage"] = _prove(result, root, settings, injected_lines, clean_lines)
+    _explain_unplanned(result)
     files = {u["point"]["file"] for u in units}
     files |= {p["file"] for p in result["coverage"].get("points_list", [])}
     result["files"] = _sources(root, {f for f in files if f and not os.path.isabs(f)})
     return result
+
+
+def _plan(journal: Journal) -> dict[str, Any]:
+    """The plan summary, with the units saturation skipped while the sweep ran."""
+    plan = journal.get_json("plan", {})
+    if plan:
+        plan.setdefault("skipped", {})["saturation"] = journal.skipped()
+    return dict(plan)
+
+
+def _explain_unplanned(result: dict[str, Any]) -> None:
+    """Say why a reached point got no unit: the selection or the budget left it out."""
+    why = {(u["file"], int(u["line"])): u["why"]
+           for u in (result.get("plan") or {}).get("unplanned", [])}
+    for entry in (result.get("coverage") or {}).get("untested", []):
+        reason = why.get((entry.get("file"), int(entry.get("line") or 0)))
+        if reason and entry.get("kind") == "point" and entry.get("why", "").startswith(
+                "reached but never injected"):
+            entry["why"] = f"reached, but {reason}"
 
 
 def _prove(result: dict[str, Any], root: str, settings: dict[str, Any],

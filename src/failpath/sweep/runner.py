@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from failpath.errors import FailpathError
 from failpath.sweep import executor
 from failpath.sweep.journal import Journal
-from failpath.sweep.units import plan_all, unit_id
+from failpath.sweep.units import unit_id
 
 MAX_RESPAWNS = 3
 
@@ -39,7 +39,7 @@ def _agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[
     return {"root": root, "baseline": baseline, "strategy": settings["strategy"],
             "groups": settings["groups"], "coverage": settings["coverage"],
             "clean_errors": settings["clean_errors"], "memory_limit": settings["memory_limit"],
-            "timeout": settings["timeout"]}
+            "timeout": settings["timeout"], "saturated": settings.get("_saturated", "")}
 
 
 class Runner:
@@ -57,6 +57,8 @@ class Runner:
         self.on_event = on_event or (lambda kind, data: None)
         self.journal: Journal | None = None
         self.agents: list[executor.AgentProc] = []
+        self._scan: Any = None
+        self._variety_found: list[dict[str, Any]] = []
 
     # -- phases ------------------------------------------------------------------------
     def run(self) -> Journal:
@@ -64,7 +66,13 @@ class Runner:
         resume = bool(self.settings["resume"])
         if resume and not os.path.exists(self.journal_path):
             raise SweepError(f"--resume: no journal at {self.journal_path}; run a sweep first")
+        if self.settings.get("select") == "changed":  # a bad --base fails before the baseline
+            from failpath.sweep.select import Changed
+
+            Changed.since(self.root, str(self.settings.get("base") or "HEAD"))
+        self._lock_state_dir()
         journal = self.journal = Journal(self.journal_path, fresh=not resume)
+        self.settings["_saturated"] = os.path.join(self.state_dir, "saturated.tsv")
         try:
             if journal.get("baseline_done") is None:
                 self._record_settings(journal)
@@ -72,36 +80,71 @@ class Runner:
             else:
                 first = None
             if journal.get("plan_done") is None:
-                units = list(self.plan(journal.baseline()))
-                journal.add_units(units)
-                journal.set_json("plan", self._plan_summary(units))
-                journal.set("plan_done", "1")
+                self._plan_into(journal)
+            self.on_event("plan", journal.get_json("plan", {}))
             self._sweep(journal, first)
         except KeyboardInterrupt:
             self._stop_all()
             raise
         finally:
             self._stop_all()
+            self._lock_fh.close()
         journal.set("finished", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return journal
 
-    def plan(self, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The units to run: every unit the baseline allows, plus error-variety units."""
-        units = list(plan_all(baseline, self.settings, self.root))
-        if self.settings.get("variety", True):
-            units += self._variety(units)
-        return units
+    def _lock_state_dir(self) -> None:
+        """Refuse to run beside another sweep that uses the same journal."""
+        import fcntl
+
+        os.makedirs(self.state_dir, exist_ok=True)
+        self._lock_fh = open(self.journal_path + ".lock", "w")  # held for the whole run
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise SweepError(f"another sweep is using {self.journal_path}; wait for it or "
+                             "pass --journal PATH") from None
+
+    def plan(self, baseline: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The units to run (sweep/select.py), plus error-variety units, as a stream.
+
+        ``self.planner.stats`` is exact once the stream is exhausted.
+        """
+        from failpath.sweep.select import Planner, batches
+
+        self.planner = Planner(baseline, self.settings, self.root)
+        seen_variety: set[str] = set()
+        for batch in batches(self.planner.units()):
+            yield from batch
+            if self.settings.get("variety", True):
+                for unit in self._variety(batch):
+                    if unit["id"] not in seen_variety:
+                        seen_variety.add(unit["id"])
+                        self.planner.stats.possible += 1
+                        self.planner.stats.count(unit, 0.0)
+                        yield unit
+
+    def _plan_into(self, journal: Journal) -> None:
+        """Stream the plan into the journal in batches, then its exact summary."""
+        from failpath.sweep.select import batches
+
+        for batch in batches(self.plan(journal.baseline())):
+            journal.add_units(batch)
+        journal.set_json("plan", self._plan_summary())
+        journal.set("plan_done", "1")
 
     def _variety(self, units: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Units raising the narrower errno a handler names, at the points it guards."""
         from failpath.proof import scan, variety_units
 
-        exclude = self.settings["exclude"] or None
-        if exclude is not None:
-            from failpath.proof.static import DEFAULT_EXCLUDES
+        if self._scan is None:
+            exclude = self.settings["exclude"] or None
+            if exclude is not None:
+                from failpath.proof.static import DEFAULT_EXCLUDES
 
-            exclude = [*DEFAULT_EXCLUDES, *exclude]
-        extra = variety_units(scan(self.root, self.settings["include"] or None, exclude), units)
+                exclude = [*DEFAULT_EXCLUDES, *exclude]
+            self._scan = scan(self.root, self.settings["include"] or None, exclude)
+        extra = variety_units(self._scan, units)
         base = {(u["test"], u["tag"], u["nth"]): u for u in units}
         added = []
         for e in extra:
@@ -113,18 +156,13 @@ class Runner:
                               action=action, variety={"errno": e["errno"],
                                                       "handler_file": e["handler_file"],
                                                       "handler_line": e["handler_line"]}))
+        self._variety_found.extend(extra)
         if self.journal is not None:
-            self.journal.set_json("variety", extra)
+            self.journal.set_json("variety", self._variety_found)
         return added
 
-    def _plan_summary(self, units: list[dict[str, Any]]) -> dict[str, Any]:
-        per_site: dict[str, int] = {}
-        for u in units:
-            per_site[u["tag"]] = per_site.get(u["tag"], 0) + 1
-        return {"select": self.settings.get("select", "all"), "possible": len(units),
-                "planned": len(units), "skipped": {"selection": 0, "budget": 0,
-                                                   "saturation": 0},
-                "per_site": per_site, "estimate_s": None}
+    def _plan_summary(self) -> dict[str, Any]:
+        return self.planner.stats.summary()
 
     def _record_settings(self, journal: Journal) -> None:
         journal.set("root", self.root)
@@ -208,7 +246,35 @@ class Runner:
         agent.send_plan(self._write_plan(s, s.respawns))
         return agent
 
+    def _start_saturation(self, journal: Journal) -> None:
+        """Saturation state from the results so far (a resumed sweep continues it)."""
+        from failpath.sweep.select import Saturation, site_line
+
+        self.saturation = Saturation(int(self.settings.get("per_site", 3)))
+        for unit, res in journal.results():
+            if res is not None:
+                self.saturation.observe((unit["tag"], unit["mode"], unit["action"]), res)
+        with open(self.settings["_saturated"], "w", encoding="utf-8") as fh:
+            fh.writelines(site_line(k) for k in sorted(self.saturation.saturated))
+
+    def _saturate(self, journal: Journal, unit: dict[str, Any], result: dict[str, Any]) -> None:
+        """Skip the rest of a site once its results agree (sweep/select.py Saturation)."""
+        from failpath.sweep.select import site_line
+
+        key = (unit["tag"], unit["mode"], unit["action"])
+        if not self.saturation.observe(key, result):
+            return
+        ids = journal.skip_site(*key, reason="saturation")
+        for agent in self.agents:
+            for unit_id in ids:
+                agent.units.pop(unit_id, None)
+        with open(self.settings["_saturated"], "a", encoding="utf-8") as fh:
+            fh.write(site_line(key))  # after the journal: agents skip only journaled skips
+        self.on_event("saturated", {"tag": key[0], "mode": key[1], "action": key[2],
+                                    "skipped": len(ids)})
+
     def _sweep(self, journal: Journal, first: executor.AgentProc | None) -> None:
+        self._start_saturation(journal)
         slices = self._slices(journal)
         done, total = journal.progress()
         self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
@@ -230,9 +296,10 @@ class Runner:
         kind = msg.get("type")
         if kind == "unit":
             result = msg["result"]
-            unit = agent.units.pop(result["id"], None)
+            unit = agent.units.pop(result["id"], None) or journal.unit(result["id"])
             if unit is not None and journal.record(result["id"], result):
                 self.on_event("unit", {"unit": unit, "result": result})
+                self._saturate(journal, unit, result)
         elif kind == "test-done":
             agent.current_test = None
         elif kind == "done":
