@@ -22,7 +22,7 @@ from storage.layout import BLOCK_SIZE
 
 
 class Bio:
-    """One request: read, write or flush; ``fua`` makes a write durable before it completes."""
+    """One request: a read or a write; ``fua`` makes a write durable before it completes."""
 
     __slots__ = ("allocation", "dev", "op", "block", "data", "fua")
 
@@ -121,11 +121,11 @@ class BlockDevice:
         fs_bio_set.free(bio.allocation)
 
     def _submit(self, bio: Bio) -> None:
-        """Carry out a write or flush request and give its bio back, whatever happens."""
+        """Carry out a request and give its bio back, whatever happens."""
         try:
             if bio.op == "write":
                 self._pwrite_all(bio.data, bio.block * BLOCK_SIZE)
-            if bio.op == "flush" or bio.fua:
+            if bio.fua:
                 os.fsync(self.fd)
         finally:
             self._put_bio(bio)
@@ -155,20 +155,13 @@ class BlockDevice:
         else:
             self._submit(bio)
 
-    def flush(self) -> None:
-        """Make every completed write durable (a PREFLUSH request).
-
-        Raises:
-            OSError: fsync failed.
-        """
-        self._submit(self._get_bio("flush", 0))
-
     @contextmanager
-    def plug(self) -> Iterator[None]:
+    def plug(self, *, fua: bool = False) -> Iterator[None]:
         """Queue this context's writes and submit them, in block order, when the block ends.
 
-        If the block raises, the queued requests are dropped (their bios freed): the
-        caller is failing the whole operation anyway.
+        With ``fua``, the batch is durable when the block ends: its last request carries
+        FUA (the fsync after it covers the whole file). If the block raises, the queued
+        requests are dropped (their bios freed): the caller is failing the whole operation.
 
         Raises:
             OSError: a queued write failed; the rest are dropped.
@@ -182,7 +175,10 @@ class BlockDevice:
             raise
         finally:
             _plug.reset(token)
-        _submit_all(sorted(queued, key=lambda bio: bio.block))
+        queued.sort(key=lambda bio: bio.block)
+        if queued and fua:
+            queued[-1].fua = True
+        _submit_all(queued)
 
     # -- the system calls ----------------------------------------------------------------
 

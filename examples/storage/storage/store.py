@@ -5,7 +5,7 @@ memory reclaim must not call back into it), takes its metadata buffer from the a
 under a NOFAIL scope (like an XFS transaction, it has no way to back out), reads the index,
 and collects the new block images. Commit crosses into the block layer with NOFAIL cleared
 (the block layer has fallbacks of its own) and in a NOIO scope: the record goes to the
-journal with FUA, then the blocks go in place and are flushed.
+journal with FUA, then the blocks go in place, the last with FUA.
 
 An I/O error the store cannot back out of — a metadata read inside a transaction, any
 write of a commit — shuts the store down: that operation and every later one raise
@@ -90,10 +90,9 @@ class Transaction:
                 raise store._shutdown("journal write failed", exc) from exc
             store.seq = record.seq
             try:
-                with dev.plug():
+                with dev.plug(fua=True):
                     for block, image in record.images:
                         dev.write(block, image)
-                dev.flush()
             except OSError as exc:
                 raise store._shutdown("in-place write after commit failed", exc) from exc
 
@@ -144,10 +143,9 @@ class Store:
         stale = [(n, img) for n, img in record.images if block_of(image, n) != img]
         if stale:
             with gfp.noio_scope():
-                with self.dev.plug():
+                with self.dev.plug(fua=True):
                     for block, img in stale:
                         self.dev.write(block, img)
-                self.dev.flush()
 
     def close(self) -> None:
         """Close the backing file. Idempotent; works on a shut-down store."""

@@ -35,11 +35,31 @@ class Harness:
         self.path = str(path)
         self.committed: dict[str, bytes] = {}
         self.in_flight: dict[str, bytes] | None = None
-        self.store: Store | None = None
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """The open store, opened on first use (so ``seed`` can come first, for free)."""
+        return self._store if self._store is not None else self.open()
 
     def open(self) -> Store:
-        self.store = Store.open(self.path)
-        return self.store
+        self._store = Store.open(self.path)
+        return self._store
+
+    def seed(self, entries: dict[str, bytes], record: bytes | None = None,
+             committed: dict[str, bytes] | None = None) -> Store:
+        """Replace the store with a device image written by the test itself, then open it.
+
+        ``entries`` are in place and ``record`` in the journal; ``committed`` is what
+        that image holds once recovered (default: ``entries``). The test's own I/O makes
+        no hits, so this is cheaper to sweep than building the state with ``put``.
+        """
+        self.close()
+        with open(self.path, "wb") as f:
+            f.write(device_image(entries, record))
+        self.committed = dict(entries if committed is None else committed)
+        self.in_flight = None
+        return self.open()
 
     def put(self, key: str, value: bytes) -> None:
         self._apply(lambda s: s.put(key, value), {**self.committed, key: value})
@@ -49,7 +69,6 @@ class Harness:
         return bool(self._apply(lambda s: s.delete(key), after))
 
     def _apply(self, op: Callable[[Store], object], after: dict[str, bytes]) -> object:
-        assert self.store is not None
         try:
             result = op(self.store)
         except BaseException:
@@ -60,8 +79,7 @@ class Harness:
 
     def reopen(self) -> Store:
         """Close and reopen; the in-flight operation is now decided one way or the other."""
-        if self.store is not None:
-            self.store.close()
+        self.close()
         store = self.open()
         found = store.items()
         assert found in (self.committed, self.in_flight), f"recovered a torn state: {found}"
@@ -69,8 +87,8 @@ class Harness:
         return store
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        if self._store is not None:
+            self._store.close()
 
     def consistent(self) -> bool:
         """The recovery invariant: reopening yields exactly the committed (or in-flight) data."""
@@ -81,10 +99,9 @@ class Harness:
 
 @pytest.fixture
 def kv(tmp_path: Path, failpath_invariant: Callable[..., object]) -> Iterator[Harness]:
-    """An open store in ``tmp_path`` whose recovery invariant is checked after the test."""
+    """A store in ``tmp_path`` whose recovery invariant is checked after the test."""
     harness = Harness(tmp_path / "store.img")
     failpath_invariant(harness.consistent)
-    harness.open()
     try:
         yield harness
     finally:
@@ -103,14 +120,3 @@ def device_image(entries: dict[str, bytes], record: bytes | None = None) -> byte
     if record is not None:
         raw[: len(record)] = record
     return bytes(raw)
-
-
-@pytest.fixture
-def write_image() -> Callable[..., None]:
-    """Write a device image straight to a file (the test's own I/O: never injected)."""
-
-    def write(path: str, entries: dict[str, bytes], record: bytes | None = None) -> None:
-        with open(path, "wb") as f:
-            f.write(device_image(entries, record))
-
-    return write

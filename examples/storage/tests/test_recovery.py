@@ -25,20 +25,14 @@ def test_every_torn_prefix_of_a_record_is_discarded():
     assert journal.decode(raw) is not None
 
 
-def test_open_replays_a_committed_record(kv, write_image):
-    kv.store.close()
-    write_image(kv.path, {}, new_alpha_record())
-    kv.committed = {"alpha": b"new"}
-    store = kv.open()
+def test_open_replays_a_committed_record(kv):
+    store = kv.seed({}, new_alpha_record(), committed={"alpha": b"new"})
     assert store.seq == 7
     with open(kv.path, "rb") as f:
         assert block_of(f.read(), DATA_START) == encode_value(b"new")
 
 
-def test_open_discards_a_torn_record(kv, write_image):
-    kv.store.close()
+def test_open_discards_a_torn_record(kv):
     torn = bytearray(new_alpha_record(seq=8))
     torn[1000] ^= 0xFF  # inside the second image: the checksum no longer matches
-    write_image(kv.path, {"alpha": b"old"}, bytes(torn))
-    kv.committed = {"alpha": b"old"}
-    assert kv.open().items() == {"alpha": b"old"}
+    assert kv.seed({"alpha": b"old"}, bytes(torn)).items() == {"alpha": b"old"}
