@@ -36,6 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
         groups = os.environ.get("FAILPATH_GROUPS", "files,net,db,proc").split(",")
         stdlib.install([g for g in groups if g])
         config.stash[_AGENT] = None
+        from failpath.sweep import children
+
+        children.export_boot()  # the reproducer follows the test into child interpreters
         config.pluginmanager.register(_ReproducerPlugin(), "failpath-reproducer")
 
 
@@ -52,6 +55,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if os.environ.get("FAILPATH") and not os.environ.get("FAILPATH_AGENT"):
         # Count a reproducer's hits from the first test on, as the sweep counted them.
         import failpath
+        from failpath.sweep import children
+
+        if children.BOOTED:
+            return  # this interpreter was armed at start-up (it is a reproducer's child)
 
         failpath.configure(os.environ["FAILPATH"])
 
@@ -105,6 +112,9 @@ def _start_agent(config: pytest.Config, raw: dict[str, Any]) -> None:
     agent = explore.Agent(options, _run_item, coverage=cov, recorder=recorder)
     agent.pytest_args = list(raw.get("pytest_args", []))
     stdlib.install(options.groups)
+    from failpath.sweep import children
+
+    children.export_boot()  # units follow the test into child interpreters
     if recorder is not None:
         recorder.start()
     explore.install(agent)

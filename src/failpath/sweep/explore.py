@@ -25,7 +25,7 @@ from typing import Any
 from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit
-from failpath.sweep import channel, isolation, oracles
+from failpath.sweep import channel, children, isolation, oracles
 from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES, RunFacts, classify, describe
 from failpath.triggers import parse_chain
 
@@ -55,17 +55,18 @@ class UnitSpec:
     nth: int
     mode: str
     action: str
+    child: bool = False  # the baseline saw this point hit in a child interpreter
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UnitSpec:
         """Build from a plan entry."""
         return cls(data["id"], data["test"], data["tag"], int(data["nth"]), data["mode"],
-                   data["action"])
+                   data["action"], bool(data.get("child", False)))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (a plan entry)."""
         return {"id": self.id, "test": self.test, "tag": self.tag, "nth": self.nth,
-                "mode": self.mode, "action": self.action}
+                "mode": self.mode, "action": self.action, "child": self.child}
 
 
 @dataclass(slots=True)
@@ -102,6 +103,7 @@ class AgentOptions:
     unit: dict[str, Any] | None = None  # subprocess child: run this one unit
     clean: dict[str, Any] | None = None  # subprocess child: the test's clean delta
     result_fd: int = -1
+    saturated: str = ""  # the runner's saturation file (sweep/select.py SaturatedSites)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AgentOptions:
@@ -183,6 +185,8 @@ class Agent:
         self.baseline_writes: dict[str, list[str]] = {}
         self.timeouts: dict[str, float] = {}
         self.emit: Callable[[dict[str, Any]], None] = self._emit_channel
+        self.saturated: Any = None
+        self.child_report: str | None = None
 
     def __repr__(self) -> str:
         return f"<Agent pid={self.pid} phase={self.phase} units_done={len(self.done)}>"
@@ -260,7 +264,24 @@ class Agent:
             for lines in data.values():
                 lines.clear()
 
+    def _skip_saturated(self, units: list[UnitSpec]) -> list[UnitSpec]:
+        """Drop units of sites the runner saw saturate (it journaled them as skipped)."""
+        if not self.options.saturated:
+            return units
+        if self.saturated is None:
+            from failpath.sweep.select import SaturatedSites
+
+            self.saturated = SaturatedSites(self.options.saturated)
+        keep = []
+        for unit in units:
+            if (unit.tag, unit.mode, unit.action) in self.saturated:
+                self.done.add(unit.id)
+            else:
+                keep.append(unit)
+        return keep
+
     def _at_planned_hit(self, hit: Hit, units: list[UnitSpec]) -> Fault | None:
+        units = self._skip_saturated(units)
         if hit.nofail:
             for unit in units:
                 self._report(unit, {"outcome": "absorbed", "bug": False, "strategy":
@@ -326,6 +347,7 @@ class Agent:
         limit_memory(self.options.memory_limit)
         action = parse_chain(unit.action).tasks[0].action
         self.child = ChildState(unit, result_fd, _getpid(), strategy, action)
+        self.child_report = children.arm(unit.to_json(), self.options.groups)
         self.phase = "child"
         self.busy = False
         if self.recorder is not None:
@@ -424,12 +446,15 @@ class Agent:
         if self.recorder is not None:
             self.recorder.clear()
         self.phase = "baseline"
+        report = children.arm(None, self.options.groups)  # children count their hits
         started = time.perf_counter()
         try:
             outcome = self._run(item)
         finally:
             self.phase = None
+            children.disarm()
         duration = time.perf_counter() - started
+        children.merge_counts(self.hits, children.read_reports(report))
         writes = sorted(self.recorder.paths) if self.recorder is not None else []
         return {"test": item.nodeid, "status": outcome["status"], "duration": duration,
                 "longrepr": outcome.get("longrepr"), "hits": list(self.hits.values()),
@@ -469,6 +494,8 @@ class Agent:
             units = [u for u in units if u.id not in self.done]
             strategy = "fork-per-unit"
         for unit in units:
+            if not self._skip_saturated([unit]):
+                continue
             if strategy == "subprocess" or not hasattr(os, "fork"):
                 self._run_subprocess(item, unit)
             else:
@@ -477,7 +504,8 @@ class Agent:
     def _sweep_fork_at_point(self, item: Any, units: list[UnitSpec]) -> None:
         self.plan = {}
         for unit in units:
-            self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
+            if not unit.child:  # hit in a child interpreter: armed from the start, per unit
+                self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
         self.counts, self.deferred, self.tainted = {}, [], False
         if self.recorder is not None:
             self.recorder.clear()
@@ -552,11 +580,18 @@ class Agent:
 
     def _classify_child(self, item: Any, child: ChildState,
                         outcome: dict[str, Any]) -> dict[str, Any]:
+        spawned = children.summarize(children.read_reports(self.child_report or ""))
+        only_spawned = spawned["fired"] and not child.fired
+        if only_spawned:  # the fault fired in a child interpreter only
+            child.fired, child.error = True, spawned.get("error")
         facts = RunFacts(fired=child.fired, absorbed=child.absorbed,
                          status=outcome["status"], final=outcome.pop("exc", None),
                          injected=child.injected, retried=child.rehits > 0,
                          invariant="; ".join(self.invariant_failures) or None)
         result = classify(facts, tuple(self.options.clean_errors))
+        if only_spawned:
+            result["outcome"] = "unreached"  # the test's view is judged with the child's report
+        children.adjust(result, facts.status, facts.invariant, spawned)
         facts.final = facts.injected = child.injected = None
         with oracles.resource_warnings() as late:
             oracles.settle()  # unclosed objects of the failure path warn now
