@@ -38,6 +38,9 @@ class Display:
             self.bugs += int(bug)
             if self.progress is not None:
                 self.progress.advance(data["result"]["outcome"], bug)
+        elif kind == "plan" and data:
+            for line in plan_lines(data):
+                self._line(line)
         elif kind == "respawn":
             self._line(f"failpath: worker {data['agent']} died (status {data['status']}); "
                        "replaying its test unit by unit")
@@ -73,3 +76,20 @@ class Display:
         from failpath.report.terminal import render_summary
 
         render_summary(result, self._console())
+
+
+def plan_lines(plan: dict[str, Any], top: int = 10) -> list[str]:
+    """The plan before the run: planned of possible, the estimate, the busiest sites."""
+    skipped = plan.get("skipped") or {}
+    parts = ", ".join(f"{v} by {k}" for k, v in skipped.items() if v)
+    estimate = plan.get("estimate_s")
+    lines = [f"failpath: plan ({plan.get('select')}): {plan.get('planned')} of "
+             f"{plan.get('possible')} possible units"
+             + (f", estimated {estimate:.1f}s from baseline durations" if estimate else "")
+             + (f"; skipped {parts}" if parts else "")]
+    per_site = plan.get("per_site") or {}
+    for tag, n in list(per_site.items())[:top]:
+        lines.append(f"failpath:   {n:>5} units at {tag}")
+    if len(per_site) > top:
+        lines.append(f"failpath:   ... and {len(per_site) - top} more call sites")
+    return lines
