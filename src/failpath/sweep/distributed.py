@@ -45,6 +45,7 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox"
 CONFIG_FILES = frozenset({"pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini"})
 TASK_RETRIES = 2  # for a task that raised; a task whose worker died is re-run by Dask itself
 PUBLISH_EVERY = 1.0  # seconds between the driver's "already recorded" updates per batch
+POLL = 0.2  # seconds the driver sleeps when no result is waiting
 STOP_CHECK_EVERY = 2.0  # seconds between a worker's checks of the driver's stop flag
 # Options that take a value, so that value is not mistaken for a test path.
 _VALUE_OPTIONS = frozenset({"-k", "-m", "-p", "-c", "-o", "-W", "--deselect", "--ignore",
@@ -182,9 +183,10 @@ class _Stopped(Exception):
 class _Outbox:
     """Stands in for the journal on a worker: publishes each result once, keeps them all."""
 
-    def __init__(self, publish: Callable[[str, dict[str, Any]], None], total: int) -> None:
+    def __init__(self, publish: Callable[[str, dict[str, Any]], None],
+                 entries: list[dict[str, Any]]) -> None:
         self.publish = publish
-        self.total = total
+        self.units = {u["id"]: u for e in entries for u in e["units"]}
         self.results: dict[str, dict[str, Any]] = {}
 
     def record(self, unit_id: str, result: dict[str, Any]) -> bool:
@@ -197,7 +199,11 @@ class _Outbox:
 
     def progress(self) -> tuple[int, int]:
         """(units done, units in the batch)."""
-        return len(self.results), self.total
+        return len(self.results), len(self.units)
+
+    def unit(self, unit_id: str) -> dict[str, Any] | None:
+        """One of the batch's units by id."""
+        return self.units.get(unit_id)
 
 
 class _BatchRunner(Runner):
@@ -212,6 +218,13 @@ class _BatchRunner(Runner):
 
     def _slices(self, journal: Any) -> list[Slice]:
         return [Slice(0, tests=self.entries)]
+
+    # Run-time selection (saturation) is the driver's: it sees every batch's results.
+    def _start_saturation(self, journal: Any) -> None:
+        return None
+
+    def _saturate(self, journal: Any, unit: dict[str, Any], result: dict[str, Any]) -> None:
+        return None
 
     def _watchdog(self, running: dict[int, tuple[Slice, executor.AgentProc]]) -> None:
         super()._watchdog(running)
@@ -245,9 +258,9 @@ def _skip_recorded(batch: dict[str, Any], names: dict[str, str]) -> list[dict[st
     """The batch's entries without the units the driver says it already recorded."""
     from distributed import Variable
 
-    try:
-        done = set(Variable(done_name(names, batch["index"])).get(timeout=0.1) or ())
-    except Exception:  # nothing published yet (or the scheduler is slow): run them all
+    try:  # the driver set it (empty) before submitting the batch
+        done = set(Variable(done_name(names, batch["index"])).get(timeout=10) or ())
+    except Exception:  # the scheduler is slow or gone: run them all, duplicates are ignored
         return batch["entries"]
     entries = [dict(e, units=[u for u in e["units"] if u["id"] not in done])
                for e in batch["entries"]]
@@ -287,17 +300,17 @@ def run_batch(job: dict[str, Any]) -> dict[str, Any]:
 
     ``job`` holds root, settings, pytest_args, digest, sweep id, the names of the queue, the
     "already recorded" variable and the stop event, and the batch. Returns ``{"worker",
-    "results": {id: result}}``, or ``{"worker", "mismatch": digest}`` when this worker sees
-    other sources, or ``{"worker", "stopped": True}``.
+    "results": {id: result}, "started", "ended"}`` (wall-clock times), or ``{"worker",
+    "mismatch": digest}`` when this worker sees other sources, or ``{"worker", "stopped"}``.
     """
+    started = time.time()
     worker, place = _worker_place()
     theirs = _cached_digest(job["sweep"], job["root"])
     if theirs != job["digest"]:
         return {"worker": worker, "mismatch": theirs}
     batch = job["batch"]
     entries = _skip_recorded(batch, job["names"])
-    units = sum(len(e["units"]) for e in entries)
-    outbox = _Outbox(_publisher(job["names"]["queue"], batch["index"]), units)
+    outbox = _Outbox(_publisher(job["names"]["queue"], batch["index"]), entries)
     work_dir = tempfile.mkdtemp(prefix=f"failpath-{job['sweep'][:8]}-{batch['index']}-",
                                 dir=place)
     settings = dict(job["settings"], jobs=1, journal=os.path.join(work_dir, "unused.sqlite"))
@@ -312,7 +325,8 @@ def run_batch(job: dict[str, Any]) -> dict[str, Any]:
         runner._stop_all()
     if not any(work_dir in str(r.get("final")) for r in outbox.results.values()):
         shutil.rmtree(work_dir, ignore_errors=True)  # keep the agent logs a result refers to
-    return {"worker": worker, "results": outbox.results}
+    return {"worker": worker, "results": outbox.results, "started": started,
+            "ended": time.time()}
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -339,6 +353,7 @@ class DaskRunner(Runner):
         self.units: dict[str, dict[str, Any]] = {}
         self.done_by_batch: dict[int, set[str]] = {}  # batch index -> units recorded
         self.dirty: set[int] = set()  # batches whose recorded units changed since published
+        self.batches: list[dict[str, Any]] = []  # {file, units, worker, seconds} as they end
 
     def __repr__(self) -> str:
         where = self.settings.get("scheduler") or "LocalCluster"
@@ -399,12 +414,19 @@ class DaskRunner(Runner):
             first.send_plan(self._write_plan(Slice(0), 0))
         entries = self._test_entries(journal)
         self.units = {u["id"]: u for e in entries for u in e["units"]}
+        start_saturation = getattr(self, "_start_saturation", None)  # when select.py has it
+        if start_saturation is not None:
+            start_saturation(journal)
         done, total = journal.progress()
         self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
         if not entries:
             return
         batches = make_batches(entries)
         queue = self.distributed.Queue(self.names["queue"], client=self.client)
+        for i in range(len(batches)):
+            self.done_by_batch[i] = set()
+        self.dirty = set(self.done_by_batch)
+        self._publish_done()  # every batch's variable exists before its task can read it
         futures = {self._submit(i, b): dict(b, index=i) for i, b in enumerate(batches)}
         try:
             self._collect(journal, queue, futures)
@@ -436,22 +458,25 @@ class DaskRunner(Runner):
         for item in self._drain(queue, wait=0.0):
             self._record(journal, item["batch"], item["id"], item["result"])
 
-    def _drain(self, queue: Any, wait: float = 0.5) -> list[dict[str, Any]]:
-        """What the queue holds, waiting up to ``wait`` seconds for the first item."""
-        try:
-            items = [queue.get(timeout=wait)] if wait else []
-            if queue.qsize():
-                items += queue.get(batch=True)
-        except TimeoutError:
-            return []
+    def _drain(self, queue: Any, wait: float = POLL) -> list[dict[str, Any]]:
+        """What the queue holds now; when empty, sleep ``wait`` seconds first.
+
+        Never a blocking ``get`` with a timeout: the scheduler logs each one that expires.
+        """
+        items: list[dict[str, Any]] = queue.get(batch=True)
+        if not items and wait:
+            time.sleep(wait)
         return items
 
     def _record(self, journal: Journal, batch: int, unit_id: str, result: dict[str, Any]) -> None:
         unit = self.units.get(unit_id)
         if unit is not None and journal.record(unit_id, result):
-            self.done_by_batch.setdefault(batch, set()).add(unit_id)
+            self.done_by_batch[batch].add(unit_id)
             self.dirty.add(batch)
             self.on_event("unit", {"unit": unit, "result": result})
+            saturate = getattr(self, "_saturate", None)  # when select.py has it
+            if saturate is not None:
+                saturate(journal, unit, result)
 
     def _publish_done(self) -> None:
         """Tell a re-run of each batch which of its units are already recorded."""
@@ -470,6 +495,9 @@ class DaskRunner(Runner):
                                                        out["mismatch"]))
             for unit_id, result in out.get("results", {}).items():
                 self._record(journal, batch["index"], unit_id, result)
+            self.batches.append({"file": batch["file"], "worker": out["worker"],
+                                 "units": len(out.get("results", {})),
+                                 "seconds": out.get("ended", 0.0) - out.get("started", 0.0)})
             return
         exc = future.exception() if future.status == "error" else None
         if isinstance(exc, self.distributed.KilledWorker):
