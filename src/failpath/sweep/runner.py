@@ -266,8 +266,8 @@ class Runner:
             return
         ids = journal.skip_site(*key, reason="saturation")
         for agent in self.agents:
-            for unit_id in ids:
-                agent.units.pop(unit_id, None)
+            for skipped_id in ids:
+                agent.units.pop(skipped_id, None)
         with open(self.settings["_saturated"], "a", encoding="utf-8") as fh:
             fh.write(site_line(key))  # after the journal: agents skip only journaled skips
         self.on_event("saturated", {"tag": key[0], "mode": key[1], "action": key[2],
