@@ -76,8 +76,10 @@ def check_expected(result: dict[str, Any], mode: str = "transient") -> None:
 def auto_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], Path]:
     root = copy_project(tmp_path_factory.mktemp("auto"))
     marker = tmp_path_factory.mktemp("outside") / "marker"
+    # A temp dir of the sweep's own, so the marker is outside it (not a temp-file leak).
+    tmpdir = tmp_path_factory.mktemp("tmpdir")
     code, result, output = sweep(root, *FAST, "--mode", "both",
-                                 env={"OUTCOMES_MARKER": str(marker)})
+                                 env={"OUTCOMES_MARKER": str(marker), "TMPDIR": str(tmpdir)})
     assert result, output
     return code, result, root
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from failpath import _state
@@ -28,6 +29,11 @@ from failpath.points import Fault, Hit
 from failpath.sweep import channel, children, isolation, oracles
 from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES, RunFacts, classify, describe
 from failpath.triggers import parse_chain
+
+try:  # imported once here, not in every forked child (a C extension load per unit)
+    import resource as _resource
+except ImportError:  # pragma: no cover - not POSIX
+    _resource = None  # type: ignore[assignment]
 
 # Bound at import, before the standard library is instrumented in this process.
 _fork = os.fork
@@ -56,17 +62,20 @@ class UnitSpec:
     mode: str
     action: str
     child: bool = False  # the baseline saw this point hit in a child interpreter
+    cls: str = "generic"  # the point's class (memory points fail by returning None)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UnitSpec:
         """Build from a plan entry."""
+        point_cls = data.get("cls") or (data.get("point") or {}).get("cls") or "generic"
         return cls(data["id"], data["test"], data["tag"], int(data["nth"]), data["mode"],
-                   data["action"], bool(data.get("child", False)))
+                   data["action"], bool(data.get("child", False)), str(point_cls))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (a plan entry)."""
         return {"id": self.id, "test": self.test, "tag": self.tag, "nth": self.nth,
-                "mode": self.mode, "action": self.action, "child": self.child}
+                "mode": self.mode, "action": self.action, "child": self.child,
+                "cls": self.cls}
 
 
 @dataclass(slots=True)
@@ -82,7 +91,8 @@ class ChildState:
     absorbed: bool = False
     injected: BaseException | None = None
     error: str | None = None
-    rehits: int = 0  # hits of the same point after the fault: a retry
+    rehits: int = 0  # hits of the same point after the fault
+    retried: bool = False  # one of them came while the catching frame still ran
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -134,15 +144,13 @@ def _vm_bytes() -> int:
 
 def limit_memory(mib: int) -> None:
     """Let this process grow by at most ``mib`` MiB of address space."""
-    if mib <= 0:
+    if mib <= 0 or _resource is None:
         return
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft, hard = _resource.getrlimit(_resource.RLIMIT_AS)
     want = _vm_bytes() + mib * 1024 * 1024
-    if hard != resource.RLIM_INFINITY:
+    if hard != _resource.RLIM_INFINITY:
         want = min(want, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    _resource.setrlimit(_resource.RLIMIT_AS, (want, hard))
 
 
 def describe_status(status: int) -> str:
@@ -234,9 +242,25 @@ class Agent:
         if not child.fired:
             return self._fire(hit) if n == unit.nth else None
         child.rehits += 1
+        if not child.retried:
+            child.retried = self._handler_on_stack(child)
         if unit.mode == "persistent" and not hit.nofail:
             return child.action.perform(hit)
         return None
+
+    @staticmethod
+    def _handler_on_stack(child: ChildState) -> bool:
+        """True when the frame that caught the fault is still running: a retry, not reuse."""
+        tb = child.injected.__traceback__ if child.injected is not None else None
+        if tb is None:
+            return False
+        handler = tb.tb_frame
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame is handler:
+                return True
+            frame = frame.f_back
+        return False
 
     def _fire(self, hit: Hit) -> Fault | None:
         child = self.child
@@ -586,7 +610,8 @@ class Agent:
             child.fired, child.error = True, spawned.get("error")
         facts = RunFacts(fired=child.fired, absorbed=child.absorbed,
                          status=outcome["status"], final=outcome.pop("exc", None),
-                         injected=child.injected, retried=child.rehits > 0,
+                         injected=child.injected, retried=child.retried,
+                         point_cls=child.unit.cls,
                          invariant="; ".join(self.invariant_failures) or None)
         result = classify(facts, tuple(self.options.clean_errors))
         if only_spawned:

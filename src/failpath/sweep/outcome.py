@@ -164,7 +164,8 @@ class RunFacts:
     injected: BaseException | None = None
     leaks: list[str] = field(default_factory=list)
     invariant: str | None = None
-    retried: bool = False  # the failed point was hit again afterwards (a retry)
+    retried: bool = False  # the failed point was hit again while its handler ran (a retry)
+    point_cls: str = "generic"
 
 
 def classify(facts: RunFacts, clean_errors: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -179,8 +180,10 @@ def classify(facts: RunFacts, clean_errors: tuple[str, ...] = ()) -> dict[str, A
         out["final"] = describe(facts.final)
         out["chain"] = [describe(e) for e in chain_of(facts.final)]
         out["traceback"] = format_tb(facts.final)
-        classes.append("propagated" if failure_is_clean(facts.final, clean_errors)
-                       else "mishandled")
+        clean = failure_is_clean(facts.final, clean_errors) or (
+            # A failed allocation returns None; MemoryError is how it is passed on.
+            facts.point_cls.startswith("memory") and isinstance(facts.final, MemoryError))
+        classes.append("propagated" if clean else "mishandled")
     elif facts.status == "skipped":
         classes.append("propagated")
     if facts.invariant:
