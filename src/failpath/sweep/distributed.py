@@ -66,6 +66,9 @@ def require_dask() -> Any:
     except ImportError as exc:
         raise InvalidArgument(f"executor='dask' needs Dask, which is not installed ({exc}); "
                               f"install it with: {INSTALL_HINT}") from None
+    if not hasattr(distributed, "Client"):  # a local distributed.py shadows the package
+        raise InvalidArgument(f"executor='dask': 'distributed' is {distributed.__file__!r}, "
+                              "not Dask's package; rename that file")
     return distributed
 
 
