@@ -60,10 +60,15 @@ class AgentProc:
         self.log.close()
 
 
-def agent_command(pytest_args: list[str]) -> list[str]:
-    """The command line of an agent process."""
+def agent_command(pytest_args: list[str], root: str) -> list[str]:
+    """The command line of an agent process.
+
+    The rootdir is the sweep's root, so node ids (and reproducers) are relative to it
+    even where an ini file further up would make pytest choose another rootdir.
+    """
     return [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
-            "-p", "no:randomly", "--capture=sys", "-q", "--no-header", *pytest_args]
+            "-p", "no:randomly", f"--rootdir={root}", "--capture=sys", "-q", "--no-header",
+            *pytest_args]
 
 
 def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str],
@@ -77,7 +82,7 @@ def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str]
     env.pop("FAILPATH", None)
     log_path = os.path.join(state_dir, f"agent-{index}.log")
     log = _open(log_path, "ab")
-    proc = _Popen(agent_command(pytest_args), cwd=root, env=env, pass_fds=(out_w, in_r),
+    proc = _Popen(agent_command(pytest_args, root), cwd=root, env=env, pass_fds=(out_w, in_r),
                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                   start_new_session=True)
     _close(out_w)

@@ -47,6 +47,8 @@ _Popen = subprocess.Popen
 _getpid = os.getpid
 
 OUTPUT_LIMIT = 4000
+#: Seconds a subprocess unit may take to start and collect before its own timeout begins.
+STARTUP_ALLOWANCE = 60.0
 # pytest's own temporary area (every session's basetemp lives below it).
 _PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
 
@@ -413,7 +415,10 @@ class Agent:
     def _wait_child(self, unit: UnitSpec, pid: int, read_fd: int, started: float,
                     strategy: str) -> dict[str, Any]:
         reader = channel.Reader(read_fd)
-        deadline = started + self._timeout_for(unit)
+        timeout = self._timeout_for(unit)
+        # A fresh interpreter first starts and collects: its clock starts when it says so.
+        deadline = started + (timeout + STARTUP_ALLOWANCE if strategy == "subprocess"
+                              else timeout)
         messages: list[dict[str, Any]] = []
         status: int | None = None
         exited_at: float | None = None
@@ -423,6 +428,10 @@ class Agent:
                 if now >= deadline:
                     break
                 messages = reader.wait(min(0.05, deadline - now))
+                if messages and messages[0].get("type") == "ready":
+                    deadline = time.perf_counter() + timeout
+                    messages = messages[1:]
+                    continue
                 if reader.eof and not messages:
                     break
                 if status is None:
@@ -571,12 +580,14 @@ class Agent:
         env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
         env.pop("FAILPATH", None)
         started = time.perf_counter()
+        # The same rootdir as this worker's, so the node id names the same test.
         args = [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
-                "--capture=sys", "-q", "--no-header", "-p", "no:randomly", item.nodeid,
+                f"--rootdir={item.config.rootpath}", "--capture=sys", "-q", "--no-header",
+                "-p", "no:randomly", str(item.config.rootpath / item.nodeid),
                 *self.pytest_args]
-        proc = _Popen(args, cwd=str(item.config.rootpath) if False else os.getcwd(), env=env,
-                      pass_fds=(write_fd,), start_new_session=True,
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its output goes where this worker's goes: the agent log.
+        proc = _Popen(args, cwd=os.getcwd(), env=env, pass_fds=(write_fd,),
+                      start_new_session=True, stdin=subprocess.DEVNULL)
         _close(write_fd)
         self._finish_unit(unit, proc.pid, read_fd, snap, base_before, started, "subprocess")
         proc.returncode = 0  # reaped by _wait_child

@@ -107,6 +107,7 @@ def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) 
 
     agent.clean[unit.test] = oracles.Delta.from_json(options.clean or {})
     agent.pid = os.getpid()
+    channel.send(options.result_fd, {"type": "ready"})  # the unit's timeout starts now
     agent._become_child(unit, options.result_fd, "subprocess")
     agent.finish_child(item, agent._run(item))
 
