@@ -112,8 +112,13 @@ def clean_suite(project: str, repeat: int = 1) -> float:
 
 
 def sweep(project: str, strategy: str, coverage: bool, workdir: str,
-          extra: list[str] | None = None, label: str | None = None) -> SweepRun:
-    """Run one sweep of ``project`` as a subprocess and measure it."""
+          extra: list[str] | None = None, label: str | None = None,
+          pytest_args: list[str] | None = None, env: dict[str, str] | None = None) -> SweepRun:
+    """Run one sweep of ``project`` as a subprocess and measure it.
+
+    ``extra`` goes to ``failpath sweep``, ``pytest_args`` after its ``--``, ``env`` on top of
+    :func:`clean_env`.
+    """
     label = label or f"{strategy}{'+cov' if coverage else ''}"
     out_json = os.path.join(workdir, f"{label}.json")
     rss_json = os.path.join(workdir, f"{label}.rss.json")
@@ -124,8 +129,11 @@ def sweep(project: str, strategy: str, coverage: bool, workdir: str,
             "--quiet",
             "--journal", journal,
             *([] if coverage else ["--no-coverage"]), *(extra or [])]
+    if pytest_args:
+        args += ["--", *pytest_args]
     t = time.perf_counter()
-    proc = subprocess.run(args, cwd=project, env=clean_env(), capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=project, env=dict(clean_env(), **(env or {})),
+                          capture_output=True, text=True)
     wall = time.perf_counter() - t
     log = proc.stdout[-2000:] + proc.stderr[-3000:]
     if not os.path.exists(out_json):

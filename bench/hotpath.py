@@ -18,10 +18,16 @@ function; a disarmed ``@fallible`` function at most 1.3x.
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import sys
+
+# bench/select.py shadows the standard library's select for scripts run from bench/.
+if sys.path and os.path.abspath(sys.path[0] or os.curdir) == \
+        os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse
+import statistics
 import tempfile
 import timeit
 from collections.abc import Callable
@@ -112,7 +118,7 @@ def _stdlib_cases(ns: dict[str, object], cleanup: list[Callable[[], None]]) -> l
 
 
 def _alloc_cases(ns: dict[str, object]) -> list[Case]:
-    """Hook for a disarmed Allocator.alloc (skipped until the allocator has one)."""
+    """A disarmed ``Allocator.alloc``, alone and with its ``free`` (skipped without one)."""
     allocator_cls = getattr(failpath, "Allocator", None)
     if allocator_cls is None or not hasattr(allocator_cls, "alloc"):
         print("skip: Allocator.alloc: the allocator has no alloc() yet")
@@ -123,8 +129,11 @@ def _alloc_cases(ns: dict[str, object]) -> list[Case]:
     except Exception as exc:
         print(f"skip: Allocator.alloc: {type(exc).__name__}: {exc}")
         return []
-    ns["allocator"] = allocator
-    return [Case("Allocator.alloc+free(64)", "allocator.free(allocator.alloc(64))",
+    # A budget no run can exhaust, so alloc() alone can be timed (its grants are never freed).
+    ns.update(allocator=allocator, endless=allocator_cls(1 << 62))
+    return [Case("Allocator.alloc(64)", "endless.alloc(64)",
+                 note="disarmed, never freed; informational, no goal", scale=100),
+            Case("Allocator.alloc+free(64)", "allocator.free(allocator.alloc(64))",
                  note="disarmed; informational, no goal", scale=100)]
 
 

@@ -23,16 +23,24 @@ The machine may be shared: compare the ratios of one run, not absolute times acr
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# bench/select.py shadows the standard library's select for scripts run from bench/: take
+# bench/ off the front of the path before anything imports subprocess, and append it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _HERE:
+    sys.path.pop(0)
+sys.path.append(_HERE)
 
-import harness
-import synth
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import harness  # noqa: E402
+import synth  # noqa: E402
 
 STRATEGIES = ("fork-at-point", "fork-per-unit", "subprocess")
 DEFAULTS = synth.Knobs(tests=10, points=2, hits=5, prefix_ms=50.0, suffix_ms=5.0,
@@ -41,52 +49,89 @@ QUICK = synth.Knobs(tests=2, points=2, hits=2, prefix_ms=10.0, suffix_ms=1.0,
                     import_s=0.05, threads=0.0)
 
 
-def _row(run: harness.SweepRun, clean: float, floor_unit: float) -> str:
-    units = max(1, run.units)
-    per_unit = (run.wall_s - clean) / units
-    floor = clean + run.units * floor_unit
+FIXED_LABEL = "fixed (0 units)"
+EXPERIMENTS = os.path.join(_HERE, "experiments")
+
+
+@dataclass
+class Basis:
+    """What every run is compared with."""
+
+    clean: float  # wall seconds of the clean suite
+    fork: float  # seconds of one fork-and-wait
+    fixed: float | None  # wall seconds of a sweep planning no units (start, baseline, report)
+
+    def marginal(self, run: harness.SweepRun) -> float | None:
+        """Seconds per unit beyond the fixed cost of a sweep."""
+        if self.fixed is None or not run.units:
+            return None
+        return (run.wall_s - self.fixed) / run.units
+
+    def over_clean(self, run: harness.SweepRun) -> float:
+        """The issue's per-unit overhead: (sweep - clean suite) / units."""
+        return (run.wall_s - self.clean) / max(1, run.units)
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1e3:.2f}"
+
+
+def _row(run: harness.SweepRun, b: Basis) -> str:
+    floor = b.clean + run.units * b.fork
+    marginal = b.marginal(run)
+    vs_fork = "-" if marginal is None else f"{marginal / b.fork:.1f}x"
     return (f"{run.label:22s} {run.units:6d} {run.wall_s:8.2f} {run.units / run.wall_s:8.1f} "
-            f"{per_unit * 1e3:9.2f} {harness.mib(run.runner_kib):8.1f} "
-            f"{harness.mib(run.children_kib):8.1f} {run.wall_s / floor:8.2f}x "
-            f"{per_unit / floor_unit:8.1f}x  {_outcomes(run)}")
+            f"{_ms(b.over_clean(run)):>9s} {_ms(marginal):>9s} "
+            f"{harness.mib(run.runner_kib):7.1f} {harness.mib(run.children_kib):7.1f} "
+            f"{run.wall_s / floor:8.2f}x {vs_fork:>8s}  {_outcomes(run)}")
 
 
 def _outcomes(run: harness.SweepRun) -> str:
     parts = [f"{k}={v}" for k, v in sorted(run.outcomes.items())]
     ran = "/".join(f"{k}={v}" for k, v in sorted(run.strategies.items()))
-    return f"{','.join(parts)} [{ran}] exit {run.exit}"
+    return f"{','.join(parts) or 'none'} [{ran}] exit {run.exit}"
 
 
-def _table(title: str, runs: list[harness.SweepRun], clean: float, floor_unit: float) -> None:
+def _table(title: str, runs: list[harness.SweepRun], b: Basis) -> None:
     print(f"\n{title}")
-    print(f"{'run':22s} {'units':>6s} {'wall s':>8s} {'units/s':>8s} {'ms/unit*':>9s} "
-          f"{'runner':>8s} {'child':>8s} {'vs floor':>9s} {'vs fork':>9s}  outcomes")
-    print(f"{'':22s} {'':6s} {'':8s} {'':8s} {'':9s} {'MiB':>8s} {'MiB':>8s}")
+    print(f"{'run':22s} {'units':>6s} {'wall s':>8s} {'units/s':>8s} {'ms/unit':>9s} "
+          f"{'marginal':>9s} {'runner':>7s} {'child':>7s} {'vs floor':>9s} {'vs fork':>8s}"
+          "  outcomes [strategy that ran them]")
+    print(f"{'':22s} {'':6s} {'':8s} {'':8s} {'-clean':>9s} {'ms/unit':>9s} {'MiB':>7s} "
+          f"{'MiB':>7s}")
     for run in runs:
-        print(_row(run, clean, floor_unit))
-    print("  * ms/unit: (sweep wall - clean suite wall) / units; 'vs floor': wall / "
-          "(clean + units x fork-and-wait); 'vs fork': ms/unit / fork-and-wait")
+        print(_row(run, b))
+
+
+def _legend() -> None:
+    print("  ms/unit-clean: (sweep wall - clean suite wall) / units (the issue's per-unit "
+          "overhead)\n  marginal: (sweep wall - wall of a sweep planning 0 units) / units\n"
+          "  runner: the runner's peak RSS; child: the largest process it reaped (an agent)\n"
+          "  vs floor: wall / (clean + units x fork-and-wait); vs fork: marginal / "
+          "fork-and-wait")
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("inf")
 
 
-def _ratios(runs: dict[str, harness.SweepRun], clean: float, suffix: str) -> dict[str, float]:
+def _ratios(runs: dict[str, harness.SweepRun], b: Basis, suffix: str) -> dict[str, float]:
+    """Print each strategy against fork-at-point; the per-unit (marginal) ratios."""
     fap = runs.get("fork-at-point" + suffix)
     out: dict[str, float] = {}
     if fap is None:
         return out
-    fap_over = max(1e-9, fap.wall_s - clean)
     for other in ("fork-per-unit", "subprocess"):
         run = runs.get(other + suffix)
         if run is None:
             continue
         wall = _ratio(run.wall_s, fap.wall_s)
-        over = _ratio(run.wall_s - clean, fap_over)
-        out[other] = over
+        over = _ratio(b.over_clean(run), b.over_clean(fap))
+        m_run, m_fap = b.marginal(run), b.marginal(fap)
+        marginal = _ratio(m_run, m_fap) if m_run is not None and m_fap is not None else over
+        out[other] = marginal
         print(f"ratio {other}{suffix} / fork-at-point{suffix}: wall {wall:.2f}x, "
-              f"per-unit (over the clean suite) {over:.2f}x")
+              f"per unit over clean {over:.2f}x, marginal per unit {marginal:.2f}x")
     return out
 
 
@@ -96,22 +141,24 @@ def _goal(name: str, ok: bool, detail: str) -> bool:
 
 
 def _goals(knobs: synth.Knobs, ratios: dict[str, float], fap: harness.SweepRun | None,
-           clean: float, floor_unit: float) -> bool:
+           b: Basis) -> bool:
     ok = True
     if "subprocess" in ratios:
-        note = "" if knobs.import_s >= 0.3 else f" (import costs only {knobs.import_s}s here)"
-        ok &= _goal("fork-at-point >= 50x faster than subprocess-per-unit", ratios[
-            "subprocess"] >= 50, f"{ratios['subprocess']:.1f}x per unit{note}")
+        note = "" if knobs.import_s >= 0.3 else f"; import costs only {knobs.import_s}s here"
+        ok &= _goal("fork-at-point >= 50x faster than subprocess-per-unit",
+                    ratios["subprocess"] >= 50,
+                    f"{ratios['subprocess']:.1f}x marginal per unit{note}")
     if "fork-per-unit" in ratios:
         shape = knobs.prefix_ms / knobs.suffix_ms if knobs.suffix_ms else float("inf")
-        ok &= _goal("fork-at-point >= 3x faster than fork-per-unit", ratios["fork-per-unit"]
-                    >= 3, f"{ratios['fork-per-unit']:.1f}x per unit (prefix/suffix = "
-                    f"{shape:.0f})")
-    if fap is not None and fap.units:
-        per_unit = (fap.wall_s - clean) / fap.units
+        ok &= _goal("fork-at-point >= 3x faster than fork-per-unit",
+                    ratios["fork-per-unit"] >= 3, f"{ratios['fork-per-unit']:.1f}x marginal "
+                    f"per unit (prefix/suffix = {shape:.0f})")
+    marginal = b.marginal(fap) if fap is not None else None
+    if marginal is not None:
         ok &= _goal("fork-at-point per-unit overhead within 2x of fork-and-wait",
-                    per_unit <= 2 * floor_unit, f"{per_unit * 1e3:.2f} ms vs "
-                    f"{floor_unit * 1e3:.2f} ms = {per_unit / floor_unit:.1f}x")
+                    marginal <= 2 * b.fork, f"marginal {marginal * 1e3:.2f} ms vs "
+                    f"{b.fork * 1e3:.2f} ms = {marginal / b.fork:.1f}x (over clean: "
+                    f"{b.over_clean(fap) * 1e3:.2f} ms = {b.over_clean(fap) / b.fork:.1f}x)")
     return ok
 
 
@@ -136,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="clean suite runs (the median is used)")
     parser.add_argument("--forks", type=int, default=None,
                         help="forks timed for the floor (default 200; quick 50)")
+    parser.add_argument("--experiments", action="store_true",
+                        help="also run fork-at-point with bench/experiments/failpath_freeze.py")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
     knobs = synth.knobs_from(args)
@@ -153,40 +202,60 @@ def _run(project: str, knobs: synth.Knobs, strategies: list[str], args: argparse
     print(f"machine: {harness.machine()}")
     print(f"project: {project}: {knobs.tests} tests x {knobs.points} points x {knobs.hits} "
           f"hits = {knobs.units} units; prefix {knobs.prefix_ms} ms, suffix "
-          f"{knobs.suffix_ms} ms, import {knobs.import_s} s, threads {knobs.threads:.0%}")
+          f"{knobs.suffix_ms} ms, import {knobs.import_s} s, threads {knobs.threads:.0%}, "
+          f"fsync points {'on' if knobs.fsync else 'off'}")
     clean = harness.clean_suite(project, args.clean_repeat)
     print(f"clean suite (python -m pytest): {clean:.2f} s")
     floor = harness.fork_wait(project, args.forks or (50 if args.quick else 200))
-    floor_unit = float(floor["median_s"])
+    b = Basis(clean, float(floor["median_s"]), None)
     print(f"fork-and-wait in a pytest session ({harness.mib(floor['rss'] // 1024):.0f} MiB "
-          f"RSS, {floor['items']} tests collected): median {floor_unit * 1e3:.3f} ms, "
+          f"RSS, {floor['items']} tests collected): median {b.fork * 1e3:.3f} ms, "
           f"mean {floor['mean_s'] * 1e3:.3f} ms over {floor['n']}")
     print(f"floor: clean + units x fork-and-wait = {clean:.2f} + {knobs.units} x "
-          f"{floor_unit * 1e3:.3f} ms = {clean + knobs.units * floor_unit:.2f} s")
+          f"{b.fork * 1e3:.3f} ms = {clean + knobs.units * b.fork:.2f} s")
+    fixed = harness.sweep(project, "fork-at-point", False, workdir,
+                          extra=["--include", "__no_such_file__.py"], label=FIXED_LABEL)
+    b.fixed = fixed.wall_s
+    print(f"fixed cost (a sweep planning 0 units: start, baseline, report): "
+          f"{fixed.wall_s:.2f} s")
     passes = [False, True] if args.coverage == "both" else [args.coverage == "on"]
     runs: dict[str, harness.SweepRun] = {}
     ok = True
     for cov in passes:
         suffix = "+cov" if cov else ""
-        batch = []
-        for strategy in strategies:
-            started = time.perf_counter()
-            run = harness.sweep(project, strategy, cov, workdir)
-            runs[run.label] = run
-            batch.append(run)
-            print(f"  ran {run.label}: {time.perf_counter() - started:.1f} s", flush=True)
-        _table("with coverage" if cov else "without coverage (--no-coverage)", batch, clean,
-               floor_unit)
+        batch = [_timed(runs, project, s, cov, workdir) for s in strategies]
+        if not cov and args.experiments and "fork-at-point" in strategies:
+            batch.append(_timed(runs, project, "fork-at-point", cov, workdir,
+                                label="fork-at-point+freeze", pytest_args=[
+                                    "-p", "failpath_freeze"], env={"PYTHONPATH": EXPERIMENTS}))
+        _table("with coverage" if cov else "without coverage (--no-coverage)", batch, b)
+        _legend()
         _same_outcomes(batch)
-        ratios = _ratios(runs, clean, suffix)
+        ratios = _ratios(runs, b, suffix)
+        if "fork-at-point+freeze" in runs and not cov:
+            exp, fap = runs["fork-at-point+freeze"], runs["fork-at-point"]
+            m_exp, m_fap = b.marginal(exp), b.marginal(fap)
+            if m_exp is not None and m_fap is not None:
+                print(f"experiment gc.freeze across forks: marginal per unit "
+                      f"{_ratio(m_fap, m_exp):.2f}x faster than fork-at-point "
+                      f"({m_exp * 1e3:.2f} ms = {m_exp / b.fork:.1f}x fork-and-wait)")
         if not cov or len(passes) == 1:
-            ok &= _goals(knobs, ratios, runs.get("fork-at-point" + suffix), clean, floor_unit)
+            ok &= _goals(knobs, ratios, runs.get("fork-at-point" + suffix), b)
     for strategy in strategies:
         if strategy + "+cov" in runs and strategy in runs:
             plain, cov_run = runs[strategy], runs[strategy + "+cov"]
             print(f"coverage cost {strategy}: wall {_ratio(cov_run.wall_s, plain.wall_s):.2f}x")
     print("\nall goals met" if ok else "\ngoal missed (see MISS above)")
     return 1 if args.strict and not ok else 0
+
+
+def _timed(runs: dict[str, harness.SweepRun], project: str, strategy: str, cov: bool,
+           workdir: str, **kwargs: Any) -> harness.SweepRun:
+    started = time.perf_counter()
+    run = harness.sweep(project, strategy, cov, workdir, **kwargs)
+    runs[run.label] = run
+    print(f"  ran {run.label}: {time.perf_counter() - started:.1f} s", flush=True)
+    return run
 
 
 if __name__ == "__main__":
