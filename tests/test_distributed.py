@@ -92,16 +92,14 @@ def test_batches_group_plan_entries_by_test_file_most_work_first() -> None:
                                                           "tests/a.py::C::t2[x]"]
 
 
-def test_batch_args_collect_one_file_with_the_baselines_node_ids(tmp_path: Path) -> None:
-    root = copy_project(tmp_path)
-    rootdir = fd.infer_rootdir(str(root), ["tests/test_copy.py"])
-    assert rootdir == str(root)
-    assert fd.batch_args(["-k", "tests"], str(root), "tests/test_copy.py", rootdir) == [
-        "-k", "tests", f"--rootdir={root}", str(root / "tests" / "test_copy.py")]
+def test_batch_args_collect_only_the_batchs_file(tmp_path: Path) -> None:
+    root = str(copy_project(tmp_path))
+    assert fd.batch_args(["-k", "tests"], root, "tests/test_copy.py") == [
+        "-k", "tests", "tests/test_copy.py"]
     # The user named test paths: kept as given (collects more, still correct).
-    assert fd.batch_args(["tests/test_log.py"], str(root), "tests/test_log.py", rootdir) == [
-        "tests/test_log.py"]
-    assert fd.infer_rootdir(str(root), ["tests/nowhere.py"]) is None
+    assert fd.batch_args(["-x", "tests/test_log.py::test_append"], root,
+                         "tests/test_log.py") == ["-x", "tests/test_log.py::test_append"]
+    assert fd.batch_args([], root, "tests/nowhere.py") == []
 
 
 def test_source_digest_follows_sources_and_ignores_state_and_venvs(tmp_path: Path) -> None:

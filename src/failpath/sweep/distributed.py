@@ -139,19 +139,6 @@ def make_batches(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batches
 
 
-def infer_rootdir(root: str, files: list[str]) -> str | None:
-    """The directory the node ids are relative to: ``root`` or the nearest ancestor holding
-    every file (pytest's rootdir when an ini file above ``root`` decides it)."""
-    here = os.path.abspath(root)
-    while True:
-        if all(os.path.isfile(os.path.join(here, f)) for f in files):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
-
-
 def _names_paths(args: list[str], root: str) -> bool:
     """Whether the user's pytest arguments already name test paths."""
     skip = False
@@ -165,17 +152,16 @@ def _names_paths(args: list[str], root: str) -> bool:
     return False
 
 
-def batch_args(pytest_args: list[str], root: str, file: str, rootdir: str | None) -> list[str]:
-    """pytest arguments that collect only ``file`` with the baseline's node ids.
+def batch_args(pytest_args: list[str], root: str, file: str) -> list[str]:
+    """pytest arguments that collect only ``file`` (node ids stay root-relative: the agent
+    command pins ``--rootdir`` to the root).
 
-    When the user named test paths, or the rootdir is unknown, they are kept as given (the
-    agent then collects all of them; correct, only slower).
+    When the user named test paths, or the file is not under the root, they are kept as
+    given (the agent then collects all of them; correct, only slower).
     """
-    if rootdir is None or _names_paths(pytest_args, root):
+    if _names_paths(pytest_args, root) or not os.path.isfile(os.path.join(root, file)):
         return list(pytest_args)
-    pinned = any(a == "--rootdir" or a.startswith("--rootdir=") for a in pytest_args)
-    return [*pytest_args, *([] if pinned else [f"--rootdir={rootdir}"]),
-            os.path.join(rootdir, file)]
+    return [*pytest_args, file]
 
 
 # -- the worker's side -----------------------------------------------------------------------
@@ -438,10 +424,9 @@ class DaskRunner(Runner):
             raise
 
     def _submit(self, index: int, batch: dict[str, Any]) -> Any:
-        rootdir = infer_rootdir(self.root, [batch["file"]])
         job = {"root": self.root, "settings": self.settings, "sweep": self.sweep_id,
                "digest": self.digest, "names": self.names,
-               "pytest_args": batch_args(self.pytest_args, self.root, batch["file"], rootdir),
+               "pytest_args": batch_args(self.pytest_args, self.root, batch["file"]),
                "batch": dict(batch, index=index)}
         return self.client.submit(run_batch, job, key=f"failpath-batch-{index}-{self.sweep_id}",
                                   retries=TASK_RETRIES, priority=len(self.units) - index,
