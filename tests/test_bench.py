@@ -1,0 +1,60 @@
+"""bench/sweep.py and bench/scaling.py run end to end (smoke runs; timings are never asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _run(script: str, *args: str, cwd: Path | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILPATH")}
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, timeout=240, env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_synth_generates_a_project_whose_suite_passes(tmp_path: Path) -> None:
+    out = _run("synth.py", str(tmp_path / "p"), "--tests", "3", "--points", "2", "--hits",
+               "2", "--prefix-ms", "0", "--suffix-ms", "0", "--import-s", "0", "--threads",
+               "0.34")
+    assert "3 tests x 2 points x 2 hits = 12 units; 1 threaded" in out
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILPATH")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                          cwd=tmp_path / "p", capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "3 passed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_sweep_benchmark_quick_run_prints_every_strategy_and_ratio() -> None:
+    out = _run("sweep.py", "--quick", "--coverage", "off", "--clean-repeat", "1",
+               "--forks", "20")
+    lines = out.splitlines()
+    for label in ("fork-at-point ", "fork-per-unit ", "subprocess "):
+        assert any(line.startswith(label) for line in lines), label
+    assert "fixed cost (a sweep planning 0 units" in out
+    assert "fork-and-wait in a pytest session" in out
+    assert "floor: clean + units x fork-and-wait" in out
+    assert any(line.startswith("ratio fork-per-unit / fork-at-point: wall ") for line in lines)
+    assert any(line.startswith("ratio subprocess / fork-at-point: wall ") for line in lines)
+    assert "outcomes across runs: identical" in out
+    assert sum(line.startswith("goal ") for line in lines) == 3
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_quick_run_fits_and_writes_the_csv(tmp_path: Path) -> None:
+    out = _run("scaling.py", "--quick", "--units", "10,20", "--out", str(tmp_path))
+    assert "per-unit cost (least squares):" in out
+    assert "growth is " in out
+    assert "ratio runner peak RSS at 20 / at 10 units:" in out
+    rows = (tmp_path / "scaling.csv").read_text().splitlines()
+    assert rows[0].startswith("units,tests,wall_s,runner_peak_mib")
+    assert [r.split(",")[0] for r in rows[1:]] == ["10", "20"]
