@@ -403,9 +403,7 @@ class DaskRunner(Runner):
             first.send_plan(self._write_plan(Slice(0), 0))
         entries = self._test_entries(journal)
         self.units = {u["id"]: u for e in entries for u in e["units"]}
-        start_saturation = getattr(self, "_start_saturation", None)  # when select.py has it
-        if start_saturation is not None:
-            start_saturation(journal)
+        self._start_saturation(journal)  # the driver sees every batch's results
         done, total = journal.progress()
         self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
         if not entries:
@@ -462,9 +460,7 @@ class DaskRunner(Runner):
             self.done_by_batch[batch].add(unit_id)
             self.dirty.add(batch)
             self.on_event("unit", {"unit": unit, "result": result})
-            saturate = getattr(self, "_saturate", None)  # when select.py has it
-            if saturate is not None:
-                saturate(journal, unit, result)
+            self._saturate(journal, unit, result)
 
     def _publish_done(self) -> None:
         """Tell a re-run of each batch which of its units are already recorded."""
