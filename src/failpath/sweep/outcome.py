@@ -70,6 +70,49 @@ def failure_is_clean(final: BaseException, clean_errors: tuple[str, ...]) -> boo
     return any(injection_of_self(e) for e in chain_of(final))
 
 
+def assertion_on_clean_error(final: BaseException, clean_errors: tuple[str, ...]) -> bool:
+    """Whether ``final`` is a failed ``assert`` that looks at a cleanly propagated error.
+
+    A test that catches the injected error itself (``pytest.raises(OSError)``, ``except``)
+    and then asserts on it (``assert excinfo.value.errno == errno.EEXIST``) fails only
+    because the error reached it: the code under test propagated it. The names in the
+    failing ``assert`` are looked up in the frame that raised it; a name bound to an
+    exception that carries the injected one in its chain and is a clean failure (or to a
+    ``pytest.ExceptionInfo`` holding one) makes the failure clean. An assertion on anything else (the state left behind) is not.
+    """
+    if not isinstance(final, AssertionError) or final.__traceback__ is None:
+        return False
+    tb = final.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame, line = tb.tb_frame, tb.tb_lineno
+    tree = _parse(frame.f_code.co_filename)
+    if tree is None:
+        return False
+    names: set[str] = set()
+    handled: set[str] = set()  # `except E as name:` around the assert: name is gone by now
+    for node in ast.walk(tree):
+        end = getattr(node, "end_lineno", None) or 0
+        if isinstance(node, ast.Assert) and node.lineno <= line <= end:
+            names |= {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.ExceptHandler) and node.name and node.lineno < line <= end:
+            handled.add(node.name)
+    for name in sorted(names):
+        value = frame.f_locals.get(name)
+        if value is None and name in handled:
+            value = final.__context__
+        try:  # pytest.ExceptionInfo keeps the caught exception as .value
+            held = value.value if type(value).__name__ == "ExceptionInfo" else None
+        except Exception:
+            held = None
+        for obj in (value, held):
+            if isinstance(obj, BaseException) and obj is not final and \
+                    any(injection_of_self(e) for e in chain_of(obj)) and \
+                    failure_is_clean(obj, clean_errors):
+                return True
+    return False
+
+
 def injection_of_self(exc: BaseException) -> bool:
     """True when ``exc`` itself carries the injection marker."""
     return getattr(exc, "__failpath__", None) is not None
@@ -180,7 +223,8 @@ def classify(facts: RunFacts, clean_errors: tuple[str, ...] = ()) -> dict[str, A
         out["final"] = describe(facts.final)
         out["chain"] = [describe(e) for e in chain_of(facts.final)]
         out["traceback"] = format_tb(facts.final)
-        clean = failure_is_clean(facts.final, clean_errors) or (
+        clean = failure_is_clean(facts.final, clean_errors) or \
+            assertion_on_clean_error(facts.final, clean_errors) or (
             # A failed allocation returns None; MemoryError is how it is passed on.
             facts.point_cls.startswith("memory") and isinstance(facts.final, MemoryError))
         classes.append("propagated" if clean else "mishandled")

@@ -1,0 +1,75 @@
+"""Regressions: false alarms found by sweeping real projects (docs/targets.md)."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import pytest
+
+from failpath.points import Injection
+from failpath.sweep.outcome import RunFacts, classify
+
+
+def _injected() -> OSError:
+    exc = OSError(errno.EIO, "Input/output error")
+    exc.__failpath__ = Injection("m:f:1#file.close", 1, "raise", "io:close")  # type: ignore
+    return exc
+
+
+def _close_fails(exc: OSError) -> None:
+    raise exc
+
+
+def _outcome(test: Any) -> str:
+    """Run ``test`` as a test body; classify its failure with the injected error."""
+    injected = _injected()
+    try:
+        test(injected)
+    except AssertionError as final:
+        facts = RunFacts(fired=True, status="failed", final=final, injected=injected)
+        return str(classify(facts)["outcome"])
+    return "passed"
+
+
+def test_an_assert_on_the_injected_error_the_test_caught_is_propagated() -> None:
+    # atomicwrites' test_atomic_write_in_pwd: `with pytest.raises(OSError) as excinfo:`
+    # around the write, then `assert excinfo.value.errno == errno.EEXIST`. The injected EIO
+    # reached the test; the test failed only because it expected another errno.
+    def test(injected: OSError) -> None:
+        with pytest.raises(OSError) as excinfo:
+            _close_fails(injected)
+        assert excinfo.value.errno == errno.EEXIST
+
+    assert _outcome(test) == "propagated"
+
+    def test_except(injected: OSError) -> None:
+        try:
+            _close_fails(injected)
+        except OSError as e:
+            assert e.errno == errno.EEXIST
+
+    assert _outcome(test_except) == "propagated"
+
+
+def test_an_assert_on_state_after_catching_the_injected_error_is_mishandled() -> None:
+    def test(injected: OSError) -> None:
+        left = ["ha", "tmp1234"]
+        with pytest.raises(OSError) as excinfo:
+            _close_fails(injected)
+        assert excinfo.value is injected
+        assert len(left) == 1
+
+    assert _outcome(test) == "mishandled"
+
+
+def test_an_assert_on_a_programming_error_raised_while_handling_it_is_mishandled() -> None:
+    def test(injected: OSError) -> None:
+        with pytest.raises(Exception) as excinfo:
+            try:
+                _close_fails(injected)
+            except OSError:
+                None.name  # type: ignore[attr-defined]  # a bug in the handler
+        assert isinstance(excinfo.value, OSError)
+
+    assert _outcome(test) == "mishandled"
