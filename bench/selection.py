@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/select.py [--tests 8] [--hits 40] [--sites 4] [--out DIR]
+    python bench/selection.py [--tests 8] [--hits 40] [--sites 4] [--out DIR]
 
 The generated package has ``--sites`` call sites, each hit ``--hits`` times by each of
 ``--tests`` tests; every other site has a deliberate bug in its handler (a NameError at

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/distributed.py [--tests 100 --points 2 --hits 3 ...] [--workers 2]
+    python bench/cluster.py [--tests 100 --points 2 --hits 3 ...] [--workers 2]
 
 Generates a synthetic project (bench/synth.py when present, else a small built-in one),
 sweeps it three times with every unit planned (``--select all --per-site 0``) and prints,
