@@ -43,9 +43,7 @@ def sweep_from_pytest(pconfig: Any) -> int:
                                      f"of {', '.join(config.BY_KEY)}")
         cli[key] = value
     settings = config.resolve(root, cli)
-    args = [a for a in pconfig.invocation_params.args
-            if a != "--failpath" and not a.startswith("--failpath-set")]
-    return sweep(root, settings, _drop_set_values(args))
+    return sweep(root, settings, _drop_failpath_args(list(pconfig.invocation_params.args)))
 
 
 def pytest_usage_error(message: str) -> Exception:
@@ -55,16 +53,16 @@ def pytest_usage_error(message: str) -> Exception:
     return pytest.UsageError(message)
 
 
-def _drop_set_values(args: list[str]) -> list[str]:
+def _drop_failpath_args(args: list[str]) -> list[str]:
+    """The pytest arguments without ``--failpath`` and ``--failpath-set [=]VALUE``."""
     out, skip = [], False
     for a in args:
         if skip:
             skip = False
-            continue
-        if a == "--failpath-set":
+        elif a == "--failpath-set":
             skip = True
-            continue
-        out.append(a)
+        elif a != "--failpath" and not a.startswith("--failpath-set="):
+            out.append(a)
     return out
 
 
