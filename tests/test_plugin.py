@@ -33,7 +33,8 @@ def make_project(root: Path) -> Path:
             p.write_text("x")
             assert io.load(str(p)) == "x"
     """))
-    (root / "conftest.py").write_text("import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\n")
+    (root / "conftest.py").write_text(
+        "import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\n")
     return root
 
 
