@@ -58,7 +58,13 @@ METHODS: dict[str, dict[str, tuple[str, str]]] = {
         "execute": ("sqlite3.execute", "db:execute"),
         "executemany": ("sqlite3.executemany", "db:execute"),
     },
+    # failpath's own allocation sites (SPEC section 3 and 4): each alloc call is a point.
+    "allocator": {"alloc": ("Allocator.alloc", "memory")},
+    "mempool": {"alloc": ("Mempool.alloc", "memory:mempool")},
 }
+
+_ALLOCATOR_CLASSES = {"failpath.Allocator": "allocator", "failpath.alloc.Allocator": "allocator",
+                      "failpath.Mempool": "mempool", "failpath.mempool.Mempool": "mempool"}
 
 #: What calling a function returns, as a receiver kind (for method resolution).
 RETURNS: dict[str, str] = {
@@ -70,6 +76,9 @@ RETURNS: dict[str, str] = {
     "socket.socket": "socket",
     "socket.create_connection": "socket",
     "sqlite3.connect": "sqlite3.Connection",
+    **_ALLOCATOR_CLASSES,
+    "failpath.Mempool.for_allocator": "mempool",
+    "failpath.mempool.Mempool.for_allocator": "mempool",
 }
 
 #: Annotations that name a receiver kind (``def f(sock: socket.socket)``).
@@ -84,6 +93,7 @@ ANNOTATIONS: dict[str, str] = {
     "io.BufferedWriter": "file",
     "io.BufferedReader": "file",
     "io.FileIO": "file",
+    **_ALLOCATOR_CLASSES,
 }
 
 #: Methods whose result is a receiver kind, by receiver kind.

@@ -311,7 +311,7 @@ class ModuleScanner(ast.NodeVisitor):
             owner = self.kind_of(node.func.value)
             method = catalog.METHODS.get(owner or "", {}).get(node.func.attr)
             if method is not None:
-                return ("stdlib", *method)
+                return ("alloc" if method[1].startswith("memory") else "stdlib", *method)
         return None
 
     # -- handlers -------------------------------------------------------------------------
