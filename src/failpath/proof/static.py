@@ -24,7 +24,8 @@ class Point:
     """One injection point call site found by the scan.
 
     ``kind`` is ``point`` (a ``failpath.point()`` call), ``fallible-call`` (a call of a
-    ``@fallible`` function) or ``stdlib`` (an instrumented standard-library operation).
+    ``@fallible`` function), ``stdlib`` (an instrumented standard-library operation) or
+    ``alloc`` (``Allocator.alloc`` / ``Mempool.alloc`` on a known allocator or pool).
     ``function`` is the enclosing function's qualified name (``<module>`` at top level).
     """
 
