@@ -163,7 +163,8 @@ def test_fallible_method_runs_and_is_inlined() -> None:
     assert Store().method(3) == "p3"
     assert _inlined(Store.method)
     assert Store.method.__qualname__ == "Store.method"
-    assert Store.method.__code__.co_qualname == "Store.method"
+    if sys.version_info >= (3, 11):  # code objects carry their qualified name from 3.11 on
+        assert Store.method.__code__.co_qualname == "Store.method"
 
 
 def test_fallible_method_fails_when_armed() -> None:

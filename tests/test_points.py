@@ -137,6 +137,23 @@ def test_tag_function_is_the_qualified_name_of_a_method() -> None:
     assert info.tag.function == "_Store.write"
 
 
+class _SubStore(_Store):
+    pass
+
+
+def test_tag_function_is_the_same_qualified_name_on_every_python() -> None:
+    # 3.10 has no co_qualname: the name is replayed from the source, as 3.11+ compiles it.
+    def nested() -> None:
+        point("nested.tag")
+
+    with failpath.counting():
+        _SubStore().write()
+        nested()
+    assert points("name method.tag")[0].tag.function == "_Store.write"
+    assert points("name nested.tag")[0].tag.function == (
+        "test_tag_function_is_the_same_qualified_name_on_every_python.<locals>.nested")
+
+
 def test_tag_skips_failpath_frames_to_find_the_caller() -> None:
     # A helper whose code claims to live inside the failpath package counts as internal.
     fake = os.path.join(os.path.dirname(failpath.__file__), "_fake_helper.py")

@@ -8,6 +8,8 @@ import sysconfig
 from dataclasses import dataclass
 from types import CodeType, FrameType
 
+from failpath import _qualname
+
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -87,7 +89,11 @@ def qualname_of(frame: FrameType) -> str:
     qual = getattr(code, "co_qualname", None)
     if qual is not None:
         return str(qual)
-    # Python 3.10: no co_qualname; recover the class from the first argument.
+    # Python 3.10: no co_qualname; name it from the source as 3.11+ would, else
+    # recover the class from the first argument.
+    qual = _qualname.qualname(code, frame.f_globals)
+    if qual is not None:
+        return qual
     if code.co_argcount and code.co_varnames:
         first = frame.f_locals.get(code.co_varnames[0])
         if code.co_varnames[0] == "self" and first is not None:
