@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import io
 import os
+import pathlib
 import shutil
 import socket
 import sqlite3
@@ -44,6 +45,9 @@ def test_uninstall_restores_the_exact_originals() -> None:
     for (owner, attr), original in ORIGINALS.items():
         assert getattr(owner, attr) is original, attr
     assert "connect" not in vars(socket.socket)  # inherited from _socket.socket again
+    if sys.version_info < (3, 11):  # 3.10's pathlib bound these at import; patched too
+        accessor = vars(pathlib._NormalAccessor)  # type: ignore[attr-defined]
+        assert accessor["open"] is io.open and accessor["unlink"] is os.unlink
     assert fstd.installed() == ()
 
 

@@ -163,6 +163,21 @@ def test_path_operations_default_errors(tmp_path: Path, name: str, op: Callable[
         assert path.read_text() == "x"
 
 
+@pytest.mark.parametrize(("name", "op"), [
+    ("unlink", lambda p: p.unlink()), ("mkdir", lambda p: (p / "d").mkdir()),
+    ("rmdir", lambda p: p.rmdir()), ("rename", lambda p: p.rename(p.with_name("q"))),
+    ("replace", lambda p: p.replace(p.with_name("q"))),
+])
+def test_pathlib_methods_are_the_os_points(tmp_path: Path, name: str,
+                                           op: Callable[[Path], Any]) -> None:
+    # 3.10's pathlib calls os functions it bound at import; they are instrumented too.
+    path = tmp_path / "p"
+    path.mkdir() if name in ("mkdir", "rmdir") else path.write_text("x")
+    with failpath.inject(f"name os.{name}"), pytest.raises(OSError):
+        op(path)
+    assert path.exists()
+
+
 def test_makedirs_is_one_point(tmp_path: Path) -> None:
     with failpath.inject("name os.*", action="off") as rule:
         os.makedirs(tmp_path / "a" / "b" / "c")

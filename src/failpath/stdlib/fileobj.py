@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from failpath import _state
-from failpath.stdlib import _hit, _real, defaults
+from failpath.stdlib import _hit, _real, defaults, osops
 from failpath.stdlib.recorder import recorder
 
 Method = Callable[..., Any]
@@ -301,10 +301,10 @@ _hit.name_point(open, "open")
 
 
 def targets() -> list[tuple[object, str, Any]]:
-    """(owner, attribute, replacement): ``builtins.open`` and ``io.open``."""
+    """(owner, attribute, replacement): ``builtins.open``, ``io.open`` (and pathlib's on 3.10)."""
     import builtins
 
-    return [(builtins, "open", open), (io, "open", open)]
+    return [(builtins, "open", open), (io, "open", open), *osops.pathlib_targets({"open": open})]
 
 
 __all__ = ["BufferedRandom", "BufferedReader", "BufferedWriter", "FileIO", "TextIOWrapper",

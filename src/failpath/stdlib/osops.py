@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -188,9 +189,28 @@ for _fn, _point in ((os_open, "os.open"), (os_write, "os.write"), (os_pwrite, "o
     _hit.name_point(_fn, _point)
 
 
+def pathlib_targets(replacements: dict[str, Any]) -> list[tuple[object, str, Any]]:
+    """The same replacements for ``pathlib``'s own bindings, on Python 3.10 only.
+
+    3.10's ``Path`` methods call ``io.open``, ``os.unlink`` and the like through
+    ``pathlib._NormalAccessor``, which bound them at import; from 3.11 on they look the
+    module attributes up at call time, so patching ``io`` and ``os`` is enough.
+    """
+    if sys.version_info >= (3, 11):
+        return []
+    import pathlib
+
+    accessor = pathlib._NormalAccessor  # type: ignore[attr-defined]
+    # staticmethod: a plain function there would be bound to the accessor instance.
+    return [(accessor, attr, staticmethod(fn)) for attr, fn in replacements.items()
+            if attr in vars(accessor)]
+
+
 def targets() -> list[tuple[object, str, Any]]:
     """(owner, attribute, replacement) for every os function this module instruments."""
     names = ("open", "read", "write", "pread", "pwrite", "close", "fsync", "fdatasync",
              "rename", "replace", "unlink", "remove", "mkdir", "makedirs", "rmdir",
              "truncate", "ftruncate")
-    return [(os, n, globals()[f"os_{n}"]) for n in names]
+    found: list[tuple[object, str, Any]] = [(os, n, globals()[f"os_{n}"]) for n in names]
+    accessed = ("mkdir", "unlink", "rmdir", "rename", "replace")  # not open: that is io.open
+    return found + pathlib_targets({n: globals()[f"os_{n}"] for n in accessed})
