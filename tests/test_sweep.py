@@ -36,6 +36,7 @@ EXPECTED: dict[tuple[Any, ...], str] = {
     ("test_forks", "file.write"): "leaked",
     ("test_spins", "file.write"): "hung",
     ("test_isolation", "outcomes.read"): "propagated",
+    ("test_eats_memory", "file.write"): "propagated",
 }
 
 
@@ -93,6 +94,17 @@ def test_every_outcome_class_comes_out_right_with_auto(auto_sweep: Any) -> None:
 
 
 @pytest.mark.slow
+def test_a_failure_path_that_eats_memory_is_stopped_by_the_limit(auto_sweep: Any) -> None:
+    units = by_key(auto_sweep[1])
+    unit = units[("test_eats_memory", "file.write", 1, "transient", "raise")]
+    # Raised while handling the injected error, and not a programming error: the rule
+    # for __context__ chains makes it propagated; what matters is that it was recorded.
+    assert unit["outcome"] == "propagated"
+    assert unit["final"].startswith("MemoryError")
+    assert unit["chain"][-1].startswith("OSError")
+
+
+@pytest.mark.slow
 def test_retry_loop_recovers_once_but_propagates_persistent_faults(auto_sweep: Any) -> None:
     units = by_key(auto_sweep[1])
     assert units[("test_retry", "outcomes.save", 1, "transient", "raise")]["outcome"] == \
@@ -142,14 +154,16 @@ def test_json_report_follows_schema_1(auto_sweep: Any) -> None:
 def test_every_strategy_classifies_the_same_units_the_same_way(
         strategy: str, auto_sweep: Any, tmp_path: Path) -> None:
     root = copy_project(tmp_path)
-    code, result, output = sweep(root, *FAST, "--strategy", strategy,
+    # One unit per site keeps the slow strategies affordable; every class is still there.
+    code, result, output = sweep(root, *FAST, "--per-site", "1", "--strategy", strategy,
                                  timeout=600)
     assert result, output
     check_expected(result)
     reference = {k: u["outcome"] for k, u in by_key(auto_sweep[1]).items()
                  if k[3] == "transient" and k[0] != "test_untrusted"}
     mine = {k: u["outcome"] for k, u in by_key(result).items() if k[0] != "test_untrusted"}
-    assert mine == reference
+    assert set(mine) <= set(reference)
+    assert mine == {k: reference[k] for k in mine}
     assert {u["strategy"] for u in result["units"] if u["outcome"] != "absorbed"} == {strategy}
 
 
@@ -171,9 +185,11 @@ def test_the_reproducer_of_every_bug_reproduces_it(auto_sweep: Any) -> None:
     for unit in bugs.values():
         cmd = unit["reproducer"].replace("python -m pytest",
                                          f"{sys.executable} -m pytest -p no:cacheprovider")
+        # A hung unit must still hang after 10 s; anything else gets time for a slow start.
+        limit = 10 if unit["outcome"] == "hung" else 180
         try:
             proc = subprocess.run(cmd, shell=True, cwd=root, capture_output=True, text=True,
-                                  timeout=10)
+                                  timeout=limit)
         except subprocess.TimeoutExpired:
             assert unit["outcome"] == "hung", unit["reproducer"]
             continue

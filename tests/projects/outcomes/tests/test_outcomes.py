@@ -88,3 +88,7 @@ def test_untrusted(tmp_path):
     marker = os.environ.get("OUTCOMES_MARKER", str(tmp_path / "marker"))
     assert code.read_or_mark(str(p), marker) == "v1"
     assert code.read_or_mark(str(p), marker) == "v1"
+
+
+def test_eats_memory(tmp_path):
+    code.save_or_hoard(str(tmp_path / "m"), "m")
