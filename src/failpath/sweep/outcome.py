@@ -78,7 +78,8 @@ def assertion_on_clean_error(final: BaseException, clean_errors: tuple[str, ...]
     because the error reached it: the code under test propagated it. The names in the
     failing ``assert`` are looked up in the frame that raised it; a name bound to an
     exception that carries the injected one in its chain and is a clean failure (or to a
-    ``pytest.ExceptionInfo`` holding one) makes the failure clean. An assertion on anything else (the state left behind) is not.
+    ``pytest.ExceptionInfo`` holding one) makes the failure clean. An assertion on
+    anything else (the state left behind) is not.
     """
     if not isinstance(final, AssertionError) or final.__traceback__ is None:
         return False
@@ -98,7 +99,7 @@ def assertion_on_clean_error(final: BaseException, clean_errors: tuple[str, ...]
         elif isinstance(node, ast.ExceptHandler) and node.name and node.lineno < line <= end:
             handled.add(node.name)
     for name in sorted(names):
-        value = frame.f_locals.get(name)
+        value: Any = frame.f_locals.get(name)
         if value is None and name in handled:
             value = final.__context__
         try:  # pytest.ExceptionInfo keeps the caught exception as .value
