@@ -168,13 +168,22 @@ class _ReproducerPlugin:
 
     def __init__(self) -> None:
         self.before: Any = None
+        self.failed: BaseException | None = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         from failpath.sweep import oracles
 
-        self.before = oracles.Resources.now()
+        self.before, self.failed = oracles.Resources.now(), None
         return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        rep = yield
+        if call.when == "call" and call.excinfo is not None and rep.failed:
+            self.failed = call.excinfo.value
+        return rep
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -183,8 +192,12 @@ class _ReproducerPlugin:
 
         result = yield
         fired = sum(rule.fired for rule in arming._configured)
+        failed, self.failed = self.failed, None
         if self.before is None or not fired:
             return result
+        # As in a sweep: what the failed test function itself still held is its cleanup.
+        oracles.close_test_owned(failed, getattr(getattr(item, "obj", None), "__code__", None))
+        del failed
         with oracles.resource_warnings() as warns:
             oracles.settle()
         delta = oracles.Delta.between(self.before, oracles.Resources.now(), warns)

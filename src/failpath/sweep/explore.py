@@ -628,6 +628,9 @@ class Agent:
         if only_spawned:
             result["outcome"] = "unreached"  # the test's view is judged with the child's report
         children.adjust(result, facts.status, facts.invariant, spawned)
+        if facts.status == "failed":  # the test's skipped cleanup is not a leak
+            oracles.close_test_owned(facts.final, getattr(getattr(item, "obj", None),
+                                                          "__code__", None))
         facts.final = facts.injected = child.injected = None
         with oracles.resource_warnings() as late:
             oracles.settle()  # unclosed objects of the failure path warn now

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import io
 import os
 import sys
 import threading
+import types
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -140,6 +142,62 @@ def resource_warnings() -> Iterator[list[str]]:
             yield caught
         finally:
             warnings.showwarning = previous
+
+
+_RUNNER_MODULES = ("_pytest", "pytest", "pluggy", "failpath")
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+           types.CodeType, types.FrameType, types.TracebackType)
+
+
+def close_test_owned(final: BaseException | None, test_code: Any, limit: int = 20000) -> int:
+    """Close the files the failed test function itself still held; how many were closed.
+
+    When the injected error propagates out of the test function, the test's own cleanup
+    after that line (``storage.close()``) never runs; what its locals still reference is
+    the test's, not a leak of the code under test (the clean run closed it in the same
+    test). Files reachable from the test function's frame in ``final``'s traceback
+    (objects of pytest, pluggy and failpath, modules, types and functions are not
+    followed; at most ``limit`` objects) that name a path are closed quietly, before
+    the leak checks. Files only the code under test still references are untouched.
+    """
+    frames = []
+    seen_exc: set[int] = set()
+    exc = final
+    while exc is not None and id(exc) not in seen_exc and test_code is not None:
+        seen_exc.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is test_code:
+                frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    stack: list[Any] = [v for frame in frames for v in frame.f_locals.values()]
+    seen: set[int] = set()
+    files = []
+    std = {id(sys.stdin), id(sys.stdout), id(sys.stderr)}
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, io.IOBase):  # before the module test: instrumented files are
+            if id(obj) not in std and isinstance(getattr(obj, "name", None), str):
+                files.append(obj)  # failpath.stdlib.fileobj subclasses
+            continue
+        if isinstance(obj, _OPAQUE) or type(obj).__module__.split(".")[0] in _RUNNER_MODULES:
+            continue
+        stack.extend(gc.get_referents(obj))
+    closed = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for f in files:
+            try:
+                if not f.closed:
+                    f.close()
+                    closed += 1
+            except Exception:  # a failing close is the test's business, not a leak
+                continue
+    return closed
 
 
 def settle() -> None:
