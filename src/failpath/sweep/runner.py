@@ -72,6 +72,8 @@ class Runner:
             Changed.since(self.root, str(self.settings.get("base") or "HEAD"))
         self._lock_state_dir()
         journal = self.journal = Journal(self.journal_path, fresh=not resume)
+        if not resume:
+            self._clear_state_dir()
         self.settings["_saturated"] = os.path.join(self.state_dir, "saturated.tsv")
         try:
             if journal.get("baseline_done") is None:
@@ -104,6 +106,12 @@ class Runner:
             self._lock_fh.close()
             raise SweepError(f"another sweep is using {self.journal_path}; wait for it or "
                              "pass --journal PATH") from None
+
+    def _clear_state_dir(self) -> None:
+        """Remove the previous sweep's agent logs and plan files (the journal is fresh)."""
+        for name in os.listdir(self.state_dir):
+            if name.startswith(("agent-", "plan-")):
+                os.remove(os.path.join(self.state_dir, name))
 
     def plan(self, baseline: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """The units to run (sweep/select.py), plus error-variety units, as a stream.
