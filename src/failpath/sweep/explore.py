@@ -313,8 +313,7 @@ class Agent:
                 self._report(unit, {"outcome": "absorbed", "bug": False, "strategy":
                                     "fork-at-point", "error": None, "duration_s": 0.0})
             return None
-        if self.tainted or self.options.strategy != "fork-at-point" and \
-                self.options.strategy != "auto" or not fork_safe():
+        if self.tainted or not fork_safe():  # replayed per unit after the test
             self.deferred.extend(units)
             return None
         for unit in units:
@@ -590,7 +589,7 @@ class Agent:
                       start_new_session=True, stdin=subprocess.DEVNULL)
         _close(write_fd)
         self._finish_unit(unit, proc.pid, read_fd, snap, base_before, started, "subprocess")
-        proc.returncode = 0  # reaped by _wait_child
+        proc.returncode = 0  # _wait_child reaped it; stops Popen.__del__ warning it runs
 
     pytest_args: list[str] = []
 
