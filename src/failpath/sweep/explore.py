@@ -632,7 +632,7 @@ class Agent:
                                                           "__code__", None))
         facts.final = facts.injected = child.injected = None
         with oracles.resource_warnings() as late:
-            oracles.settle()  # unclosed objects of the failure path warn now
+            oracles.settle(full=False)  # unclosed objects of the failure path warn now
         self.warns.extend(late)
         after = oracles.Resources.now({child.result_fd})
         delta = oracles.Delta.between(self.test_start or after, after, self.warns)
