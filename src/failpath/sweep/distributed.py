@@ -194,6 +194,19 @@ class _Outbox:
         """One of the batch's units by id."""
         return self.units.get(unit_id)
 
+    def pending_tests(self) -> dict[str, int]:
+        """Like Journal.pending_tests, over the batch."""
+        left: dict[str, int] = {}
+        for u in self.units.values():
+            if u["id"] not in self.results:
+                left[u["test"]] = left.get(u["test"], 0) + 1
+        return left
+
+    def pending_of(self, test: str) -> list[dict[str, Any]]:
+        """Like Journal.pending_of, over the batch."""
+        return [u for u in self.units.values()
+                if u["test"] == test and u["id"] not in self.results]
+
 
 class _BatchRunner(Runner):
     """``Runner._sweep`` on a worker: one agent, one batch, respawns and watchdog included."""

@@ -31,7 +31,6 @@ class AgentProc:
     command_fd: int
     log_path: str
     log: IO[bytes]
-    units: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> unit, in flight
     current_test: str | None = None
     finished: bool = False
     last_seen: float = field(default_factory=time.monotonic)

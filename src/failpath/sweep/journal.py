@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS units (
     nth INTEGER NOT NULL, mode TEXT NOT NULL, action TEXT NOT NULL, unit TEXT NOT NULL,
     outcome TEXT, bug INTEGER, result TEXT, finished REAL);
 CREATE INDEX IF NOT EXISTS units_pending ON units (outcome, ord);
+CREATE INDEX IF NOT EXISTS units_test ON units (test, outcome);
 """
 
 JOURNAL_VERSION = "1"
@@ -160,6 +161,18 @@ class Journal:
     def pending(self) -> list[dict[str, Any]]:
         """Planned units without an outcome, in plan order."""
         rows = self.db.execute("SELECT unit FROM units WHERE outcome IS NULL ORDER BY ord")
+        return [json.loads(r[0]) for r in rows]
+
+    def pending_tests(self) -> dict[str, int]:
+        """How many units each test has left (the runner's memory grows with tests only)."""
+        rows = self.db.execute(
+            "SELECT test, COUNT(*) FROM units WHERE outcome IS NULL GROUP BY test")
+        return {str(test): int(n) for test, n in rows}
+
+    def pending_of(self, test: str) -> list[dict[str, Any]]:
+        """One test's units without an outcome, in plan order."""
+        rows = self.db.execute(
+            "SELECT unit FROM units WHERE test=? AND outcome IS NULL ORDER BY ord", (test,))
         return [json.loads(r[0]) for r in rows]
 
     def results(self) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:

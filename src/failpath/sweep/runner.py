@@ -216,42 +216,49 @@ class Runner:
                 raise SweepError(f"the test run exited early; see {agent.log_path}")
 
     def _slices(self, journal: Journal) -> list[Slice]:
-        tests = self._test_entries(journal)
+        tests = self._test_entries(journal, with_units=False)
         jobs = max(1, int(self.settings["jobs"]))
         slices = [Slice(i) for i in range(min(jobs, max(1, len(tests))))]
         for t in tests:
             min(slices, key=lambda s: s.load).tests.append(t)
         return slices
 
-    def _test_entries(self, journal: Journal) -> list[dict[str, Any]]:
-        """One plan entry per test with pending units, longest first (also used by Dask)."""
+    def _test_entries(self, journal: Journal, with_units: bool = True) -> list[dict[str, Any]]:
+        """One plan entry per test with pending units, longest first (also used by Dask).
+
+        Without ``with_units`` an entry only counts its units: the local runner streams them
+        from the journal into the plan files, so its memory does not grow with the plan.
+        """
         baseline = {r["test"]: r for r in journal.baseline()}
-        by_test: dict[str, list[dict[str, Any]]] = {}
-        for unit in journal.pending():
-            by_test.setdefault(unit["test"], []).append(unit)
         tests = []
-        for test, units in by_test.items():
+        for test, count in journal.pending_tests().items():
             rec = baseline.get(test, {})
             duration = float(rec.get("duration", 0.1))
             timeout = self.settings["timeout"] or max(3.0, 5 * duration + 2.0)
-            tests.append({"test": test, "units": units, "estimate": duration * (1 + len(units)),
-                          "clean": rec.get("delta", {}), "writes": rec.get("writes", []),
-                          "timeout": timeout, "strategy": self.settings["strategy"]})
+            entry = {"test": test, "count": count, "estimate": duration * (1 + count),
+                     "clean": rec.get("delta", {}), "writes": rec.get("writes", []),
+                     "timeout": timeout, "strategy": self.settings["strategy"]}
+            if with_units:
+                entry["units"] = journal.pending_of(test)
+            tests.append(entry)
         tests.sort(key=lambda t: -t["estimate"])  # longest first
         return tests
 
-    def _write_plan(self, s: Slice, attempt: int) -> str:
+    def _write_plan(self, s: Slice, attempt: int, journal: Any = None) -> str:
+        """The slice's plan file: each test's pending units, read one test at a time."""
         path = os.path.join(self.state_dir, f"plan-{s.index}-{attempt}.jsonl")
         with open(path, "w", encoding="utf-8") as fh:
             for t in s.tests:
-                fh.write(json.dumps(t) + "\n")
+                units = t.get("units") if journal is None else journal.pending_of(t["test"])
+                if units:
+                    fh.write(json.dumps(dict(t, units=units)) + "\n")
         return path
 
-    def _start_slice(self, s: Slice, reuse: executor.AgentProc | None) -> executor.AgentProc:
+    def _start_slice(self, s: Slice, reuse: executor.AgentProc | None,
+                     journal: Any = None) -> executor.AgentProc:
         agent = reuse if reuse is not None else self._spawn(s.index, baseline=False)
-        agent.units = {u["id"]: u for t in s.tests for u in t["units"]}
         agent.finished = False
-        agent.send_plan(self._write_plan(s, s.respawns))
+        agent.send_plan(self._write_plan(s, s.respawns, journal))
         return agent
 
     def _start_saturation(self, journal: Journal) -> None:
@@ -273,9 +280,6 @@ class Runner:
         if not self.saturation.observe(key, result):
             return
         ids = journal.skip_site(*key, reason="saturation")
-        for agent in self.agents:
-            for skipped_id in ids:
-                agent.units.pop(skipped_id, None)
         with open(self.settings["_saturated"], "a", encoding="utf-8") as fh:
             fh.write(site_line(key))  # after the journal: agents skip only journaled skips
         self.on_event("saturated", {"tag": key[0], "mode": key[1], "action": key[2],
@@ -292,7 +296,7 @@ class Runner:
             return
         running = {}
         for s in slices:
-            agent = self._start_slice(s, first if s.index == 0 else None)
+            agent = self._start_slice(s, first if s.index == 0 else None, journal)
             running[agent.index] = (s, agent)
         while any(not a.finished for _, a in running.values()):
             for agent, msg in executor.messages([a for _, a in running.values()], 1.0):
@@ -304,7 +308,7 @@ class Runner:
         kind = msg.get("type")
         if kind == "unit":
             result = msg["result"]
-            unit = agent.units.pop(result["id"], None) or journal.unit(result["id"])
+            unit = journal.unit(result["id"])
             if unit is not None and journal.record(result["id"], result):
                 self.on_event("unit", {"unit": unit, "result": result})
                 self._saturate(journal, unit, result)
@@ -327,15 +331,14 @@ class Runner:
         status = agent.proc.wait()
         agent.close()
         agent.finished = True
-        left = set(agent.units)
-        s.tests = [dict(t, units=[u for u in t["units"] if u["id"] in left]) for t in s.tests]
-        s.tests = [t for t in s.tests if t["units"]]
+        left = journal.pending_tests()
+        s.tests = [dict(t, count=left[t["test"]]) for t in s.tests if t["test"] in left]
         if not s.tests:
             return
         s.respawns += 1
         if s.respawns > MAX_RESPAWNS:
             for t in s.tests:
-                for u in t["units"]:
+                for u in journal.pending_of(t["test"]):
                     journal.record(u["id"], {"outcome": "crashed", "bug": True,
                                              "strategy": "agent", "error": None,
                                              "final": f"the worker died {MAX_RESPAWNS + 1} "
@@ -345,7 +348,7 @@ class Runner:
         # The test in flight took the worker down: replay its remaining units one by one.
         s.tests[0]["strategy"] = "fork-per-unit"
         self.on_event("respawn", {"agent": agent.index, "status": status})
-        running[agent.index] = (s, self._start_slice(s, None))
+        running[agent.index] = (s, self._start_slice(s, None, journal))
 
     def _stop_all(self) -> None:
         for agent in self.agents:
