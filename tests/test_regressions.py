@@ -113,3 +113,28 @@ def test_files_the_failed_test_itself_held_are_its_cleanup_not_a_leak(tmp_path: 
     assert storage.handle.closed and not leaked.closed
     leaked.close()
     assert close_test_owned(final, None) == 0
+
+
+def _memory_error_outcome(hoard_in_handler: bool) -> tuple[str, list[str]]:
+    """Classify a MemoryError raised as 3.12+ raises a failed allocation's: no context."""
+    injected = _injected()
+    try:
+        try:
+            _close_fails(injected)
+        except OSError:
+            if hoard_in_handler:
+                raise MemoryError from None
+        raise MemoryError
+    except MemoryError as final:
+        final.__context__, final.__suppress_context__ = None, False
+        result = classify(RunFacts(fired=True, status="failed", final=final, injected=injected))
+    return str(result["outcome"]), list(result["chain"])
+
+
+def test_a_memory_error_in_the_handler_is_chained_to_the_injected_error_on_every_python() -> None:
+    # outcomes' test_eats_memory: 3.12+ dropped the implicit __context__ of the handler's
+    # MemoryError, so running out of memory in the handler looked unrelated: mishandled.
+    outcome, chain = _memory_error_outcome(hoard_in_handler=True)
+    assert outcome == "propagated"
+    assert chain[0] == "MemoryError" and chain[-1].startswith("OSError")
+    assert _memory_error_outcome(hoard_in_handler=False)[0] == "mishandled"

@@ -190,6 +190,42 @@ def find_handler(exc: BaseException) -> Handler | None:
     return Handler(filename, line, False)
 
 
+def _raised_in_handler_of(exc: BaseException, caught: BaseException) -> bool:
+    """Whether ``exc`` was raised inside the ``except`` block that caught ``caught``.
+
+    The frame that caught ``caught`` is the first of its traceback; ``exc`` must pass
+    through that same frame at a line of a handler whose ``try`` body holds the line
+    ``caught`` was raised through.
+    """
+    first = caught.__traceback__
+    tb = exc.__traceback__
+    while tb is not None and first is not None and tb.tb_frame is not first.tb_frame:
+        tb = tb.tb_next
+    if tb is None or first is None:
+        return False
+    tree = _parse(tb.tb_frame.f_code.co_filename)
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Try) and node.body and node.body[0].lineno <= first.tb_lineno \
+                <= (node.body[-1].end_lineno or 0):
+            if any(h.lineno <= tb.tb_lineno <= (h.end_lineno or 0) for h in node.handlers):
+                return True
+    return False
+
+
+def restore_memory_error_context(final: BaseException, injected: BaseException | None) -> None:
+    """Chain ``final`` to ``injected`` when 3.12+ dropped the implicit context of a MemoryError.
+
+    From Python 3.12 the interpreter raises MemoryError (a failed allocation) without
+    setting ``__context__`` to the exception being handled, so a handler that runs out
+    of memory would look unrelated to the injected error. It is chained as 3.10 and 3.11
+    chain it, when it was raised inside the ``except`` block that caught ``injected``.
+    """
+    if isinstance(final, MemoryError) and injected is not None and final is not injected \
+            and final.__context__ is None and not final.__suppress_context__ \
+            and _raised_in_handler_of(final, injected):
+        final.__context__ = injected
+
+
 def format_tb(exc: BaseException) -> str:
     """The formatted traceback with its chain, bounded."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -221,6 +257,7 @@ def classify(facts: RunFacts, clean_errors: tuple[str, ...] = ()) -> dict[str, A
         return {**out, "outcome": "unreached"}
     classes: list[str] = []
     if facts.status == "failed" and facts.final is not None:
+        restore_memory_error_context(facts.final, facts.injected)
         out["final"] = describe(facts.final)
         out["chain"] = [describe(e) for e in chain_of(facts.final)]
         out["traceback"] = format_tb(facts.final)
