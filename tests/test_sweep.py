@@ -187,13 +187,16 @@ def test_the_reproducer_of_every_bug_reproduces_it(auto_sweep: Any) -> None:
                                          f"{sys.executable} -m pytest -p no:cacheprovider")
         # A hung unit must still hang after 10 s; anything else gets time for a slow start.
         limit = 10 if unit["outcome"] == "hung" else 180
+        proc = subprocess.Popen(cmd, shell=True, cwd=root, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            proc = subprocess.run(cmd, shell=True, cwd=root, capture_output=True, text=True,
-                                  timeout=limit)
+            stdout, stderr = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the shell and the pytest it started
+            proc.communicate()
             assert unit["outcome"] == "hung", unit["reproducer"]
             continue
-        out = proc.stdout + proc.stderr
+        out = stdout + stderr
         assert unit["outcome"] != "hung", unit["reproducer"]
         assert proc.returncode != 0, (unit["reproducer"], out)
         if unit["outcome"] == "crashed":
