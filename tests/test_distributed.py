@@ -44,6 +44,20 @@ def outcomes(journal: Any) -> dict[str, str]:
     return {unit["id"]: (result or {}).get("outcome") for unit, result in journal.results()}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_dask_thread_outlives_this_module() -> Iterator[None]:
+    """Stop distributed's process-wide offload thread once these tests are done.
+
+    Left running, it is "another thread alive" for the allocator and mempool tests that
+    expect AllocatorStall / MempoolDeadlock when no other thread could free memory.
+    """
+    yield
+    utils = sys.modules.get("distributed.utils")
+    executor = getattr(utils, "_offload_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+
+
 @pytest.fixture()
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private TMPDIR for agents and workers: other processes' temp files stay out."""
