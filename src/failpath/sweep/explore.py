@@ -351,6 +351,13 @@ class Agent:
         return {os.path.join(base, n) for n in os.listdir(base)}
 
     def _fork_at_point(self, unit: UnitSpec, hit: Hit) -> Fault | None:
+        return self._forked(unit, "fork-at-point", lambda: self._fire(hit))
+
+    def _forked(self, unit: UnitSpec, strategy: str,
+                child: Callable[[], Fault | None]) -> Fault | None:
+        """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
+        its own stack; the parent waits for its report, restores the snapshot, returns None.
+        """
         snap = isolation.take(self._snapshot_roots(unit.test))
         base_before = self._basetemp_entries()
         read_fd, write_fd = _pipe()
@@ -358,10 +365,10 @@ class Agent:
         pid = _fork()
         if pid == 0:
             _close(read_fd)
-            self._become_child(unit, write_fd, "fork-at-point")
-            return self._fire(hit)
+            self._become_child(unit, write_fd, strategy)
+            return child()
         _close(write_fd)
-        self._finish_unit(unit, pid, read_fd, snap, base_before, started, "fork-at-point")
+        self._finish_unit(unit, pid, read_fd, snap, base_before, started, strategy)
         return None
 
     def _become_child(self, unit: UnitSpec, result_fd: int, strategy: str) -> None:
@@ -552,18 +559,11 @@ class Agent:
         self.plan = {}
 
     def _run_forked(self, item: Any, unit: UnitSpec) -> None:
-        snap = isolation.take(self._snapshot_roots(unit.test))
-        base_before = self._basetemp_entries()
-        read_fd, write_fd = _pipe()
-        started = time.perf_counter()
-        pid = _fork()
-        if pid == 0:
-            _close(read_fd)
+        def child() -> None:  # the whole test, from the pre-test state, failing one hit
             self.counts = {}
-            self._become_child(unit, write_fd, "fork-per-unit")
-            self.finish_child(item, self._run(item))
-        _close(write_fd)
-        self._finish_unit(unit, pid, read_fd, snap, base_before, started, "fork-per-unit")
+            self.finish_child(item, self._run(item))  # never returns
+
+        self._forked(unit, "fork-per-unit", child)
 
     def _run_subprocess(self, item: Any, unit: UnitSpec) -> None:
         import json

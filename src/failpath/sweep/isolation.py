@@ -75,6 +75,14 @@ def take(roots: list[str], store_parent: str | None = None) -> Snapshot:
     return snap
 
 
+def open_fds() -> list[int]:
+    """The file descriptors this process has open (empty where /proc is missing)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+
+
 def file_offsets() -> dict[int, int]:
     """The offset of every fd open on a seekable file.
 
@@ -82,12 +90,7 @@ def file_offsets() -> dict[int, int]:
     that writes through an inherited fd moves the parent's offset too.
     """
     out: dict[int, int] = {}
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return out
-    for name in names:
-        fd = int(name)
+    for fd in open_fds():
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 out[fd] = os.lseek(fd, 0, os.SEEK_CUR)

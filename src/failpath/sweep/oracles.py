@@ -15,15 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from failpath.sweep.isolation import open_fds
+
 
 def _fd_targets(ignore: set[int]) -> Counter[str]:
     out: Counter[str] = Counter()
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return out
-    for name in names:
-        fd = int(name)
+    for fd in open_fds():
         if fd in ignore:
             continue
         try:
