@@ -7,7 +7,7 @@ import json
 import sys
 
 from failpath.errors import InvalidArgument
-from failpath.proof.static import DEFAULT_EXCLUDES, Scan, scan
+from failpath.proof.static import Scan, scan_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
         InvalidArgument: the path is not a directory.
     """
     try:
-        result = scan(args.path, include_globs=args.include or None,
-                      exclude_globs=[*DEFAULT_EXCLUDES, *args.exclude])
+        result = scan_settings(args.path, args.include or [], args.exclude or [])
     except NotADirectoryError:
         raise InvalidArgument(
             f"path={args.path!r} is not a directory; pass the project root") from None

@@ -166,6 +166,12 @@ def scan(root: str, include_globs: Sequence[str] | None = None,
     return _scan_sources(root, sources, errors)
 
 
+def scan_settings(root: str, include: Sequence[str], exclude: Sequence[str]) -> Scan:
+    """:func:`scan` with a sweep's settings: its include globs, its excludes on top of the
+    defaults (the sweep, its report and ``failpath points`` all scan this way)."""
+    return scan(root, list(include) or None, [*DEFAULT_EXCLUDES, *exclude])
+
+
 def scan_source(source: str, file: str = "mod.py", module: str = "mod") -> Scan:
     """Scan one module's source text (for tests and tools that hold source in memory)."""
     return _scan_sources("", {file: (module, source)}, [])

@@ -116,14 +116,10 @@ def _explain_unplanned(result: dict[str, Any]) -> None:
 
 def _prove(result: dict[str, Any], root: str, settings: dict[str, Any],
            injected: dict[str, set[int]], clean: dict[str, set[int]]) -> dict[str, Any]:
-    from failpath.proof import prove, scan
+    from failpath.proof import prove
+    from failpath.proof.static import scan_settings
 
-    exclude = settings.get("exclude") or None
-    if exclude is not None:
-        from failpath.proof.static import DEFAULT_EXCLUDES
-
-        exclude = list(DEFAULT_EXCLUDES) + list(exclude)
-    found = scan(root, settings.get("include") or None, exclude)
+    found = scan_settings(root, settings.get("include") or [], settings.get("exclude") or [])
     return prove(result, found, injected_lines=injected, clean_lines=clean,
                  variety=result.get("variety"))
 

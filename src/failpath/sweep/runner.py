@@ -143,15 +143,12 @@ class Runner:
 
     def _variety(self, units: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Units raising the narrower errno a handler names, at the points it guards."""
-        from failpath.proof import scan, variety_units
+        from failpath.proof import variety_units
+        from failpath.proof.static import scan_settings
 
         if self._scan is None:
-            exclude = self.settings["exclude"] or None
-            if exclude is not None:
-                from failpath.proof.static import DEFAULT_EXCLUDES
-
-                exclude = [*DEFAULT_EXCLUDES, *exclude]
-            self._scan = scan(self.root, self.settings["include"] or None, exclude)
+            self._scan = scan_settings(self.root, self.settings["include"],
+                                       self.settings["exclude"])
         extra = variety_units(self._scan, units)
         base = {(u["test"], u["tag"], u["nth"]): u for u in units}
         added = []
