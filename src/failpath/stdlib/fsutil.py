@@ -60,7 +60,7 @@ def _tempdir(dir: Any) -> str | None:
 
 def _release_fd(result: tuple[int, str]) -> None:
     """Undo of a raise_after mkstemp: the file stays, as after a real late failure."""
-    recorder.add(result[1])
+    recorder.add(result[1], nested=True)
     _real.real_os_close(result[0])
 
 
@@ -82,7 +82,7 @@ def mkstemp(*args: Any, **kwargs: Any) -> Any:
 
 def _close_file(f: Any) -> None:
     """Undo of a raise_after NamedTemporaryFile: closing deletes it unless delete=False."""
-    recorder.add(f.name)
+    recorder.add(f.name, nested=True)
     f.close()
 
 

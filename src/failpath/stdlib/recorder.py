@@ -9,6 +9,7 @@ from typing import Any
 
 from failpath import _state
 from failpath.points import Hit
+from failpath.stdlib import _real
 
 
 def _observe(hit: Hit) -> None:
@@ -25,7 +26,8 @@ class Recorder:
     NamedTemporaryFile files (after creation); ``db`` group: the database file and its
     ``-journal``, ``-wal`` and ``-shm`` siblings. A path is recorded *before* the point is
     checked, so a hook that forks at the hit already sees it. Nothing is recorded while
-    stopped, and a stopped recorder costs nothing.
+    stopped, nor while this thread bypasses instrumentation (failpath's own I/O, and the
+    calls an instrumented call makes itself), and a stopped recorder costs nothing.
 
     Attributes:
         unresolved: paths relative to a ``dir_fd`` that could not be resolved (no
@@ -85,10 +87,18 @@ class Recorder:
             self._paths.clear()
             return paths
 
-    def add(self, path: Any, dir_fd: int | None = None) -> None:
-        """Record ``path`` (str, bytes or PathLike; file descriptors are ignored)."""
-        if isinstance(path, int) or not self.active:
-            return
+    def add(self, path: Any, dir_fd: int | None = None, *, nested: bool = False) -> None:
+        """Record ``path`` (str, bytes or PathLike; file descriptors are ignored).
+
+        Args:
+            path: what was written.
+            dir_fd: the directory a relative ``path`` is relative to.
+            nested: the caller is an instrumented call recording what it made itself
+                while bypassing (the undo of ``raise_after``); otherwise nothing is
+                recorded while this thread bypasses instrumentation.
+        """
+        if isinstance(path, int) or not self.active or (_real.bypassed() and not nested):
+            return  # failpath's own I/O, or the calls an instrumented call makes itself
         try:
             text = os.fsdecode(os.fspath(path))
         except TypeError:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 from typing import Any
 
-# Bound at import: the agent instruments os.* and must keep its own channel real.
-_write = os.write
-_read = os.read
-_close = os.close
+from failpath.stdlib._real import os, select
 
 
 def send(fd: int, message: dict[str, Any]) -> None:
     """Write one message (a JSON line) completely."""
     data = (json.dumps(message, default=str) + "\n").encode()
     while data:
-        written = _write(fd, data)
+        written = os.write(fd, data)
         data = data[written:]
 
 
@@ -35,7 +30,7 @@ class Reader:
 
     def pump(self) -> list[dict[str, Any]]:
         """Read what is available now (one read); the complete messages."""
-        chunk = _read(self.fd, 1 << 16)
+        chunk = os.read(self.fd, 1 << 16)
         if not chunk:
             self.eof = True
         self.buffer += chunk
@@ -53,4 +48,4 @@ class Reader:
 
     def close(self) -> None:
         """Close the fd."""
-        _close(self.fd)
+        os.close(self.fd)

@@ -28,10 +28,10 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from typing import Any
+
+from failpath.stdlib._real import open, os, tempfile
 
 ENV = "FAILPATH_CHILD"
 #: Set by :func:`boot` in an interpreter it armed (the pytest plugin then arms nothing).
@@ -78,13 +78,11 @@ def boot_dir() -> str:
     path = os.path.join(tempfile.gettempdir(), f"failpath-boot-{os.getuid()}-{digest}")
     target = os.path.join(path, "sitecustomize.py")
     if not os.path.exists(target):
-        from failpath.stdlib import _real
-
         os.makedirs(path, exist_ok=True)
         tmp = f"{target}.{os.getpid()}.tmp"
-        with _real.real_open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(BOOT_SOURCE)
-        _real.real_os_replace(tmp, target)
+        os.replace(tmp, target)
     return path
 
 
@@ -117,12 +115,10 @@ def disarm() -> None:
 
 def read_reports(path: str) -> list[dict[str, Any]]:
     """Every record the children wrote to ``path`` (and remove the file)."""
-    from failpath.stdlib import _real
-
     try:
-        with _real.real_open(path, "rb") as fh:
+        with open(path, "rb") as fh:
             data = fh.read()
-        _real.real_os_unlink(path)
+        os.unlink(path)
     except OSError:
         return []
     out = []
@@ -263,15 +259,13 @@ class ChildHook:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one JSON line to the report (one write: atomic with O_APPEND)."""
-        from failpath.stdlib import _real
-
         record["pid"] = os.getpid()
         data = (json.dumps(record) + "\n").encode()
-        fd = _real.real_os_open(self.report, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.report, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            _real.real_os_write(fd, data)
+            os.write(fd, data)
         finally:
-            _real.real_os_close(fd)
+            os.close(fd)
 
     def at_exit(self) -> None:
         """The exit record: counts, and how the fault ended in this interpreter."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from failpath.errors import InvalidArgument
+from failpath.stdlib._real import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from failpath.errors import InvalidArgument
+from failpath.stdlib._real import os, sqlite3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

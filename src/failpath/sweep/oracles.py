@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import io
-import os
 import sys
 import threading
 import types
@@ -15,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from failpath.stdlib._real import io, open, os
 from failpath.sweep.isolation import open_fds
 
 

@@ -10,6 +10,8 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
+from failpath.stdlib._real import bypass
+
 #: Outcome classes in precedence order: when several apply, the first wins.
 OUTCOMES = (
     "crashed",
@@ -121,7 +123,8 @@ def injection_of_self(exc: BaseException) -> bool:
 
 @lru_cache(maxsize=256)
 def _parse(filename: str) -> ast.Module | None:
-    source = "".join(linecache.getlines(filename))
+    with bypass():  # linecache opens the file: failpath's own read, never a point
+        source = "".join(linecache.getlines(filename))
     if not source:
         return None
     try:
@@ -228,7 +231,8 @@ def restore_memory_error_context(final: BaseException, injected: BaseException |
 
 def format_tb(exc: BaseException) -> str:
     """The formatted traceback with its chain, bounded."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    with bypass():  # the source lines are read through linecache
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return text if len(text) <= _TB_LIMIT else text[:_TB_LIMIT // 2] + "\n...\n" + \
         text[-_TB_LIMIT // 2:]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from failpath import __version__
+from failpath.stdlib._real import open, os
 from failpath.sweep.journal import Journal
 from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES
 from failpath.sweep.units import reproducer

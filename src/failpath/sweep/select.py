@@ -23,14 +23,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
-import os
 import re
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from failpath.errors import InvalidArgument
+from failpath.stdlib._real import open, os, subprocess
 from failpath.sweep.units import in_scope, make_unit, spread
 
 #: Seconds a unit costs on top of its test (a fork, a pipe, a classification).
@@ -448,10 +447,8 @@ class SaturatedSites:
         return key in self.keys
 
     def _refresh(self) -> None:
-        from failpath.stdlib import _real
-
         try:
-            fd = _real.real_os_open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY)
         except OSError:
             return
         try:
@@ -460,12 +457,12 @@ class SaturatedSites:
                 return
             chunks = []
             while True:
-                chunk = _real.real_os_read(fd, 1 << 16)
+                chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
                 chunks.append(chunk)
         finally:
-            _real.real_os_close(fd)
+            os.close(fd)
         data = b"".join(chunks).decode("utf-8", "replace")
         complete = data[:data.rfind("\n") + 1]
         self.size = len(complete.encode())

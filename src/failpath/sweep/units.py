@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Iterator
 from typing import Any
+
+from failpath.stdlib._real import os
 
 _TEST_DIRS = frozenset({"tests", "test", "testing"})
 _NEVER = ("*/site-packages/*", "*/dist-packages/*", "*/.venv/*", "*/venv/*", "*/.tox/*")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
+from failpath.stdlib._real import open, os
 from failpath.sweep import channel
 from failpath.sweep.explore import Agent, AgentOptions, UnitSpec
-
-_open = open  # bound before the standard library is instrumented
 
 
 def _tmp_roots(session: Any) -> tuple[Any, Any]:
@@ -88,7 +86,7 @@ def _plan_entries(options: AgentOptions) -> Any:
         for message in messages:
             if message.get("type") == "end":
                 return
-            with _open(message["path"], encoding="utf-8") as fh:
+            with open(message["path"], encoding="utf-8") as fh:
                 for line in fh:
                     if line.strip():
                         yield json.loads(line)
@@ -108,7 +106,7 @@ def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) 
     agent.clean[unit.test] = oracles.Delta.from_json(options.clean or {})
     agent.pid = os.getpid()
     channel.send(options.result_fd, {"type": "ready"})  # the unit's timeout starts now
-    agent._become_child(unit, options.result_fd, "subprocess")
+    agent._become_child(unit, options.result_fd, "subprocess", parent=options.parent)
     agent.finish_child(item, agent._run(item))
 
 
