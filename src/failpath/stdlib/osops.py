@@ -18,13 +18,26 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
 def _first_missing(path: Any) -> Any:
-    """The topmost directory ``makedirs(path)`` will create (what it writes)."""
+    """The topmost directory ``makedirs(path)`` will create (what it writes); None if none.
+
+    ``makedirs(existing, exist_ok=True)`` writes nothing: recording the existing directory
+    would make a shared tree (``/tmp``) a snapshot root.
+    """
     if isinstance(path, int):
         return path
     missing = current = os.path.abspath(os.fsdecode(os.fspath(path)))
-    while not os.path.exists(current):
+    if os.path.lexists(current):
+        return None
+    while not os.path.lexists(current):
         missing, current = current, os.path.dirname(current)
     return missing
+
+
+def _if_missing(path: Any) -> Any:
+    """``path`` when it does not exist yet (``mkdir`` of an existing one writes nothing)."""
+    if isinstance(path, int) or not isinstance(path, (str, bytes, os.PathLike)):
+        return path
+    return None if os.path.lexists(path) else path
 
 
 def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
@@ -49,7 +62,11 @@ def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
     def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         target = args[0] if args else next(iter(kwargs.values()), None)
         if record and recorder.active:
-            recorder.add(recorded(target) if recorded else target, kwargs.get("dir_fd"))
+            written = target
+            if recorded is not None:
+                with _real.bypass():  # its own stat calls are not points
+                    written = recorded(target)
+            recorder.add(written, kwargs.get("dir_fd"))
         filename = _hit.filename_of(target) if path else None
         fault = _hit.fault_at(name, cls, error, filename)
         return _hit.call(fault, functools.partial(real, *args, **kwargs))
@@ -174,7 +191,8 @@ os_read = wrap(_real.real_os_read, "os.read", "io:read", _EIO)
 os_pread = wrap(_real.real_os_pread, "os.pread", "io:read", _EIO)
 os_unlink = wrap(_real.real_os_unlink, "os.unlink", "io:unlink", _EACCES, path=True, record=True)
 os_remove = wrap(_real.real_os_remove, "os.remove", "io:unlink", _EACCES, path=True, record=True)
-os_mkdir = wrap(_real.real_os_mkdir, "os.mkdir", "io:mkdir", _EACCES, path=True, record=True)
+os_mkdir = wrap(_real.real_os_mkdir, "os.mkdir", "io:mkdir", _EACCES, path=True, record=True,
+               recorded=_if_missing)
 os_makedirs = wrap(os.makedirs, "os.makedirs", "io:mkdir", _EACCES, path=True, record=True,
                    recorded=_first_missing)
 os_rmdir = wrap(_real.real_os_rmdir, "os.rmdir", "io:rmdir", _EACCES, path=True, record=True)

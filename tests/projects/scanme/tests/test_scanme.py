@@ -4,4 +4,5 @@ import os
 def test_excluded_by_default(tmp_path):
     with open(tmp_path / "x", "w") as fh:
         fh.write("x")
-    os.fsync(0)
+        fh.flush()
+        os.fsync(fh.fileno())
