@@ -46,16 +46,21 @@ def outcomes(journal: Any) -> dict[str, str]:
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_dask_thread_outlives_this_module() -> Iterator[None]:
-    """Stop distributed's process-wide offload thread once these tests are done.
+    """Stop distributed's process-wide offload thread, and multiprocessing's resource
+    tracker process, once these tests are done.
 
-    Left running, it is "another thread alive" for the allocator and mempool tests that
-    expect AllocatorStall / MempoolDeadlock when no other thread could free memory.
+    Left running, the thread is "another thread alive" for the allocator and mempool tests
+    that expect AllocatorStall / MempoolDeadlock when no other thread could free memory; the
+    tracker is a process the suite started that would outlive the session's check.
     """
     yield
     utils = sys.modules.get("distributed.utils")
     executor = getattr(utils, "_offload_executor", None)
     if executor is not None:
         executor.shutdown(wait=True)
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    if tracker is not None:
+        tracker._resource_tracker._stop()
 
 
 @pytest.fixture()
@@ -84,14 +89,15 @@ def test_without_dask_the_executor_says_how_to_install_it(
 ) -> None:
     for name in ("dask", "distributed"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
-    with pytest.raises(InvalidArgument, match=r"^executor='dask' needs Dask, .*; install it "
+    with pytest.raises(InvalidArgument, match=r"^failpath sweep --executor dask needs dask, "
+                                              r"distributed, .*; install it "
                                               r"with: pip install 'failpath\[dask\]'$"):
         fd.require_dask()
     root = copy_project(tmp_path)
     assert cli.main(["sweep", str(root), "--executor", "dask", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("failpath: error: executor='dask' needs Dask")
+    assert err.startswith("failpath: error: failpath sweep --executor dask needs dask")
     assert "pip install 'failpath[dask]'" in err
 
 

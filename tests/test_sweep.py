@@ -10,10 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from procs import processes_marked
 
 PROJECT = Path(__file__).parent / "projects" / "outcomes"
 FAST = ["--timeout", "1", "--max-hits", "2", "--no-short-writes", "--no-variety", "--quiet"]
@@ -251,9 +254,13 @@ def test_a_killed_sweep_resumes_with_every_unit_exactly_once(auto_sweep: Any,
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    from test_processes import INTERACTIVE
+
     root = copy_project(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "failpath.cli", "sweep", str(root), *FAST],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", INTERACTIVE, "sweep", str(root), *FAST],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "FAILPATH_TEST_CASE": marker})
     journal = root / ".failpath" / "journal.sqlite"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -268,6 +275,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert "--resume" in err
     assert "Traceback" not in err
+    assert processes_marked("FAILPATH_TEST_CASE", marker, grace=10) == []
 
 
 def test_a_bad_option_is_a_one_line_usage_error(tmp_path: Path) -> None:

@@ -102,6 +102,10 @@ def _start_agent(config: pytest.Config, raw: dict[str, Any]) -> None:
 
     global _current_agent
     options = explore.AgentOptions.from_json(raw)
+    if options.parent:
+        from failpath.sweep import lifeline
+
+        lifeline.die_with_parent(options.parent)  # a runner killed with SIGKILL takes us along
     cov = None
     if options.coverage:
         import coverage

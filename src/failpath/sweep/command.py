@@ -9,8 +9,10 @@ from typing import Any
 
 from failpath import config
 from failpath.errors import InvalidArgument
+from failpath.extras import MissingExtra, require
 
 EXIT_OK, EXIT_BUGS, EXIT_USAGE, EXIT_GATE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +45,10 @@ def sweep_from_pytest(pconfig: Any) -> int:
                                      f"of {', '.join(config.BY_KEY)}")
         cli[key] = value
     settings = config.resolve(root, cli)
-    return sweep(root, settings, _drop_failpath_args(list(pconfig.invocation_params.args)))
+    try:
+        return sweep(root, settings, _drop_failpath_args(list(pconfig.invocation_params.args)))
+    except MissingExtra as exc:
+        raise pytest_usage_error(str(exc)) from None
 
 
 def pytest_usage_error(message: str) -> Exception:
@@ -67,10 +72,15 @@ def _drop_failpath_args(args: list[str]) -> list[str]:
 
 
 def sweep(root: str, settings: dict[str, Any], pytest_args: list[str]) -> int:
-    """Run the sweep, render the reports, return the exit status."""
+    """Run the sweep, render the reports, return the exit status.
+
+    Raises:
+        MissingExtra: the runner's dependencies (or Dask's) are not installed.
+    """
+    require("runner", "failpath sweep")
     from failpath.sweep.display import Display
     from failpath.sweep.result import build_result
-    from failpath.sweep.runner import Runner, SweepError
+    from failpath.sweep.runner import Runner, SweepError, Terminated
 
     if settings["executor"] == "dask":
         from failpath.sweep.distributed import DaskRunner
@@ -82,11 +92,12 @@ def sweep(root: str, settings: dict[str, Any], pytest_args: list[str]) -> int:
     runner = runner_cls(root, settings, pytest_args, on_event=display.event)
     try:
         journal = runner.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
         display.close()
-        print(f"failpath: interrupted; every finished unit is in {runner.journal_path}; "
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"failpath: {how}; every finished unit is in {runner.journal_path}; "
               f"finish with: failpath sweep {root} --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except SweepError as exc:
         display.close()
         print(f"failpath: error: {exc}", file=sys.stderr)

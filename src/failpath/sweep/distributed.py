@@ -24,9 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -34,11 +31,12 @@ from typing import Any
 
 import failpath
 from failpath.errors import InvalidArgument
-from failpath.sweep import executor
+from failpath.extras import require
+from failpath.stdlib._real import open, os, shutil, tempfile
+from failpath.sweep import executor, lifeline
 from failpath.sweep.journal import Journal
 from failpath.sweep.runner import Runner, Slice, SweepError
 
-INSTALL_HINT = "pip install 'failpath[dask]'"
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox", ".nox",
                        ".venv", "venv", "env", ".mypy_cache", ".ruff_cache", ".pytest_cache",
                        "node_modules", "site-packages", "build", "dist"})
@@ -58,14 +56,12 @@ def require_dask() -> Any:
     """The ``distributed`` module.
 
     Raises:
-        InvalidArgument: Dask is not installed (the message says how to install it).
+        MissingExtra: Dask is not installed (the message says how to install it).
+        InvalidArgument: a local ``distributed.py`` shadows Dask's package.
     """
-    try:
-        import dask  # noqa: F401
-        import distributed
-    except ImportError as exc:
-        raise InvalidArgument(f"executor='dask' needs Dask, which is not installed ({exc}); "
-                              f"install it with: {INSTALL_HINT}") from None
+    require("dask", "failpath sweep --executor dask")
+    import distributed
+
     if not hasattr(distributed, "Client"):  # a local distributed.py shadows the package
         raise InvalidArgument(f"executor='dask': 'distributed' is {distributed.__file__!r}, "
                               "not Dask's package; rename that file")
@@ -214,6 +210,7 @@ class _BatchRunner(Runner):
     def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
                  entries: list[dict[str, Any]], stopped: Callable[[], bool]) -> None:
         super().__init__(root, settings, pytest_args)
+        self.mark = str(settings.get("_mark") or self.mark)  # the driver's: its lifeline
         self.entries = entries
         self.stopped = stopped
         self.next_check = 0.0
@@ -346,6 +343,7 @@ class DaskRunner(Runner):
         self.distributed = require_dask()
         super().__init__(root, settings, pytest_args, on_event)
         self.sweep_id = uuid.uuid4().hex
+        self.mark = self.sweep_id[:16]
         self.names = {"queue": f"failpath-{self.sweep_id}-results",
                       "done": f"failpath-{self.sweep_id}-done",
                       "stop": f"failpath-{self.sweep_id}-stop"}
@@ -361,12 +359,12 @@ class DaskRunner(Runner):
         where = self.settings.get("scheduler") or "LocalCluster"
         return f"<DaskRunner {self.root!r} on {where}>"
 
-    def run(self) -> Journal:
+    def _run(self) -> Journal:
         """Connect and check the workers, then baseline, plan and sweep as Runner does."""
         self._connect()
         try:
             self.check_workers()
-            return super().run()
+            return super()._run()
         finally:
             self._disconnect()
 
@@ -382,7 +380,8 @@ class DaskRunner(Runner):
                 self.cluster = self.distributed.LocalCluster(
                     n_workers=max(1, int(self.settings["jobs"])), threads_per_worker=1,
                     processes=True, host="127.0.0.1", dashboard_address=None,
-                    memory_limit=0, silence_logs=logging.ERROR)
+                    memory_limit=0, silence_logs=logging.ERROR,
+                    env={lifeline.ENV: self.mark})  # its workers end with the sweep
                 self.client = self.distributed.Client(self.cluster, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             self._disconnect()
@@ -435,7 +434,8 @@ class DaskRunner(Runner):
             raise
 
     def _submit(self, index: int, batch: dict[str, Any]) -> Any:
-        job = {"root": self.root, "settings": self.settings, "sweep": self.sweep_id,
+        job = {"root": self.root, "settings": dict(self.settings, _mark=self.mark),
+               "sweep": self.sweep_id,
                "digest": self.digest, "names": self.names,
                "pytest_args": batch_args(self.pytest_args, self.root, batch["file"]),
                "batch": dict(batch, index=index)}

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import selectors
-import subprocess
+import signal
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from failpath.sweep import channel
-
-# Bound at import: the runner never runs instrumented, but it must not depend on that.
-_Popen = subprocess.Popen
-_pipe = os.pipe
-_close = os.close
-_open = open
+from failpath.stdlib._real import bypass, open, os, subprocess
+from failpath.sweep import channel, lifeline
 
 
 @dataclass
@@ -31,6 +25,7 @@ class AgentProc:
     command_fd: int
     log_path: str
     log: IO[bytes]
+    mark: str = ""
     current_test: str | None = None
     finished: bool = False
     last_seen: float = field(default_factory=time.monotonic)
@@ -41,19 +36,25 @@ class AgentProc:
         channel.send(self.command_fd, {"type": "end"})
 
     def kill(self) -> None:
-        """Stop the agent and everything it started."""
+        """Stop the agent and everything it started (its group, then its marked processes)."""
         try:
-            os.killpg(self.proc.pid, 9)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass  # already gone
         self.proc.wait()
         self.close()
+        self.end_children()
+
+    def end_children(self) -> None:
+        """End what the agent started in other process groups (its units' children)."""
+        if self.mark:
+            lifeline.end(self.mark)
 
     def close(self) -> None:
         """Release the pipes and the log."""
         for fd in (self.reader.fd, self.command_fd):
             try:
-                _close(fd)
+                os.close(fd)
             except OSError:
                 continue  # closed already
         self.log.close()
@@ -71,22 +72,29 @@ def agent_command(pytest_args: list[str], root: str) -> list[str]:
 
 
 def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str],
-          state_dir: str) -> AgentProc:
-    """Start an agent in ``root`` with ``options`` (see explore.AgentOptions)."""
-    out_r, out_w = _pipe()
-    in_r, in_w = _pipe()
-    opts = dict(options, out_fd=out_w, in_fd=in_r, pytest_args=pytest_args)
+          state_dir: str, mark: str = "") -> AgentProc:
+    """Start an agent in ``root`` with ``options`` (see explore.AgentOptions).
+
+    ``mark`` (sweep/lifeline.py) goes into its environment, for it and all it starts.
+    """
+    out_r, out_w = os.pipe()
+    in_r, in_w = os.pipe()
+    opts = dict(options, out_fd=out_w, in_fd=in_r, pytest_args=pytest_args,
+                parent=os.getpid())
     env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts), COVERAGE_CORE="ctrace",
                PYTHONDONTWRITEBYTECODE="1")
+    if mark:
+        env[lifeline.ENV] = mark
     env.pop("FAILPATH", None)
     log_path = os.path.join(state_dir, f"agent-{index}.log")
-    log = _open(log_path, "ab")
-    proc = _Popen(agent_command(pytest_args, root), cwd=root, env=env, pass_fds=(out_w, in_r),
-                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                  start_new_session=True)
-    _close(out_w)
-    _close(in_r)
-    return AgentProc(index, proc, channel.Reader(out_r), in_w, log_path, log)
+    log = open(log_path, "ab")
+    with bypass():  # never through points, even where this process is instrumented
+        proc = subprocess.Popen(agent_command(pytest_args, root), cwd=root, env=env,
+                                pass_fds=(out_w, in_r), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    os.close(out_w)
+    os.close(in_r)
+    return AgentProc(index, proc, channel.Reader(out_r), in_w, log_path, log, mark)
 
 
 def messages(agents: list[AgentProc], timeout: float) -> Iterator[tuple[AgentProc, dict[str, Any]]]:
@@ -111,7 +119,7 @@ def messages(agents: list[AgentProc], timeout: float) -> Iterator[tuple[AgentPro
 def log_tail(path: str, lines: int = 30) -> str:
     """The last lines of an agent's log, for error messages."""
     try:
-        with _open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             return "".join(fh.readlines()[-lines:])
     except OSError as exc:
         return f"(no log: {exc})"

@@ -11,11 +11,8 @@ pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +23,8 @@ from typing import Any
 from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit
-from failpath.sweep import channel, children, isolation, oracles
+from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
+from failpath.sweep import channel, children, isolation, lifeline, oracles
 from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES, RunFacts, classify, describe
 from failpath.triggers import parse_chain
 
@@ -34,17 +32,6 @@ try:  # imported once here, not in every forked child (a C extension load per un
     import resource as _resource
 except ImportError:  # pragma: no cover - not POSIX
     _resource = None  # type: ignore[assignment]
-
-# Bound at import, before the standard library is instrumented in this process.
-_fork = os.fork
-_pipe = os.pipe
-_close = os.close
-_waitpid = os.waitpid
-_killpg = os.killpg
-_setpgid = os.setpgid
-_exit = os._exit
-_Popen = subprocess.Popen
-_getpid = os.getpid
 
 OUTPUT_LIMIT = 4000
 #: Seconds a subprocess unit may take to start and collect before its own timeout begins.
@@ -116,6 +103,7 @@ class AgentOptions:
     clean: dict[str, Any] | None = None  # subprocess child: the test's clean delta
     result_fd: int = -1
     saturated: str = ""  # the runner's saturation file (sweep/select.py SaturatedSites)
+    parent: int = 0  # the process that started this one: this one dies with it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AgentOptions:
@@ -176,7 +164,7 @@ class Agent:
         self.run_item_fn = run_item
         self.cov = coverage
         self.recorder = recorder
-        self.pid = _getpid()
+        self.pid = os.getpid()
         self.phase: str | None = None
         self.busy = False
         self.counts: dict[str, int] = {}
@@ -324,15 +312,15 @@ class Agent:
 
     # -- forking -----------------------------------------------------------------------
     def _snapshot_roots(self, test: str) -> list[str]:
-        roots = set(self.tmp_roots())
+        """What the test can have written: its baseline's writes and this run's so far."""
         written = set(self.baseline_writes.get(test, []))
         if self.recorder is not None:
             written.update(self.recorder.paths)
-        roots.update(p for p in written if self._snapshot_worthy(p))
-        return sorted(roots)
+        return sorted(p for p in written if self._snapshot_worthy(p))
 
     def _snapshot_worthy(self, path: str) -> bool:
-        """Written paths worth a snapshot: not pytest's temp area (handled as a whole)."""
+        """Written paths worth a snapshot: not pytest's temp area (the test's own dirs
+        there are snapshotted as owned), never a protected or special file."""
         path = os.path.abspath(path)
         if path.startswith(_PYTEST_TMP) or os.path.dirname(path) == path:
             return False
@@ -342,13 +330,16 @@ class Agent:
             if path == parent or base.startswith(path.rstrip("/") + "/") or \
                     path.startswith(parent.rstrip("/") + "/"):
                 return False
-        return True
+        return not isolation.protected(path)
 
     def _basetemp_entries(self) -> set[str]:
         base = self.basetemp()
         if base is None or not os.path.isdir(base):
             return set()
         return {os.path.join(base, n) for n in os.listdir(base)}
+
+    def _take_snapshot(self, unit: UnitSpec) -> isolation.Snapshot:
+        return isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
 
     def _fork_at_point(self, unit: UnitSpec, hit: Hit) -> Fault | None:
         return self._forked(unit, "fork-at-point", lambda: self._fire(hit))
@@ -358,27 +349,29 @@ class Agent:
         """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
         its own stack; the parent waits for its report, restores the snapshot, returns None.
         """
-        snap = isolation.take(self._snapshot_roots(unit.test))
+        snap = self._take_snapshot(unit)
         base_before = self._basetemp_entries()
-        read_fd, write_fd = _pipe()
+        read_fd, write_fd = os.pipe()
         started = time.perf_counter()
-        pid = _fork()
+        pid = os.fork()
         if pid == 0:
-            _close(read_fd)
+            os.close(read_fd)
             self._become_child(unit, write_fd, strategy)
             return child()
-        _close(write_fd)
+        os.close(write_fd)
         self._finish_unit(unit, pid, read_fd, snap, base_before, started, strategy)
         return None
 
-    def _become_child(self, unit: UnitSpec, result_fd: int, strategy: str) -> None:
+    def _become_child(self, unit: UnitSpec, result_fd: int, strategy: str,
+                      parent: int | None = None) -> None:
+        lifeline.die_with_parent(self.pid if parent is None else parent)
         try:
-            _setpgid(0, 0)
+            os.setpgid(0, 0)
         except OSError:
             pass  # already a group leader (subprocess started with a new session)
         limit_memory(self.options.memory_limit)
         action = parse_chain(unit.action).tasks[0].action
-        self.child = ChildState(unit, result_fd, _getpid(), strategy, action)
+        self.child = ChildState(unit, result_fd, os.getpid(), strategy, action)
         self.child_report = children.arm(unit.to_json(), self.options.groups)
         self.phase = "child"
         self.busy = False
@@ -389,21 +382,25 @@ class Agent:
                      snap: isolation.Snapshot, base_before: set[str], started: float,
                      strategy: str) -> None:
         result = self._wait_child(unit, pid, read_fd, started, strategy)
+        writes = [p for p in result.pop("writes", []) if not isolation.protected(p)]
         was_busy, self.busy = self.busy, True
         try:
             isolation.restore_offsets(snap)
-            isolation.restore(snap)
-            for path in self._basetemp_entries() - base_before:
-                isolation._remove(path)
+            inexact = isolation.restore(snap, created=writes)
+            for path in sorted(self._basetemp_entries() - base_before):
+                inexact += [f"left in place: {p}" for p in isolation.remove_tree(path)]
         except OSError as exc:
-            # Something else changed the tree meanwhile: stop trusting this continuation.
-            result["restore_error"] = f"{type(exc).__name__}: {exc}"
-            self.tainted = True
+            inexact = [f"restore failed: {type(exc).__name__}: {exc}"]
         finally:
             isolation.discard(snap)
             self.busy = was_busy
-        outside = [p for p in result.pop("writes", []) if not snap.covers(p)
-                   and not self._in_basetemp(p)]
+        if strategy == "fork-per-unit" or strategy == "subprocess":
+            # No continuation to trust: the next unit starts from the pre-test state again.
+            inexact = [p for p in inexact if not p.startswith("left in place: ")]
+        if inexact:
+            result["restore_error"] = "; ".join(inexact[:5])  # the continuation is not trusted
+            self.tainted = True
+        outside = [p for p in writes if not snap.covers(p) and not self._in_basetemp(p)]
         if outside:
             result["untrusted_writes"] = outside[:20]
             self.tainted = True
@@ -441,7 +438,7 @@ class Agent:
                 if reader.eof and not messages:
                     break
                 if status is None:
-                    done, st = _waitpid(pid, os.WNOHANG)
+                    done, st = os.waitpid(pid, os.WNOHANG)
                     if done:
                         status, exited_at = st, time.perf_counter()
                 if exited_at is not None and not messages and \
@@ -451,11 +448,11 @@ class Agent:
             reader.close()
         hung = not messages and status is None and time.perf_counter() >= deadline
         try:
-            _killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass  # the group is gone already
         if status is None:
-            _, status = _waitpid(pid, 0)
+            _, status = os.waitpid(pid, 0)
         duration = time.perf_counter() - started
         if messages:
             result = messages[0]
@@ -568,14 +565,14 @@ class Agent:
     def _run_subprocess(self, item: Any, unit: UnitSpec) -> None:
         import json
 
-        snap = isolation.take(self._snapshot_roots(unit.test))
+        snap = self._take_snapshot(unit)
         base_before = self._basetemp_entries()
-        read_fd, write_fd = _pipe()
+        read_fd, write_fd = os.pipe()
         opts = {"root": self.options.root, "groups": self.options.groups,
                 "coverage": self.options.coverage, "clean_errors": self.options.clean_errors,
                 "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
                 "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
-                "baseline": False}
+                "baseline": False, "parent": os.getpid()}
         env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
         env.pop("FAILPATH", None)
         started = time.perf_counter()
@@ -585,9 +582,10 @@ class Agent:
                 "-p", "no:randomly", str(item.config.rootpath / item.nodeid),
                 *self.pytest_args]
         # Its output goes where this worker's goes: the agent log.
-        proc = _Popen(args, cwd=os.getcwd(), env=env, pass_fds=(write_fd,),
-                      start_new_session=True, stdin=subprocess.DEVNULL)
-        _close(write_fd)
+        with bypass():  # Popen's own os calls are failpath's, not the test's
+            proc = subprocess.Popen(args, cwd=os.getcwd(), env=env, pass_fds=(write_fd,),
+                                    start_new_session=True, stdin=subprocess.DEVNULL)
+        os.close(write_fd)
         self._finish_unit(unit, proc.pid, read_fd, snap, base_before, started, "subprocess")
         proc.returncode = 0  # _wait_child reaped it; stops Popen.__del__ warning it runs
 
@@ -597,8 +595,8 @@ class Agent:
     def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
         """Classify this child's run, report it through the result pipe, and exit."""
         child = self.child
-        if child is None or _getpid() != child.pid:
-            _exit(0)  # a process the test forked came back here: it has nothing to say
+        if child is None or os.getpid() != child.pid:
+            os._exit(0)  # a process the test forked came back here: it has nothing to say
         assert child is not None
         self.busy = True
         try:
@@ -610,7 +608,7 @@ class Agent:
         try:
             channel.send(child.result_fd, result)
         finally:
-            _exit(0)
+            os._exit(0)
 
     def _classify_child(self, item: Any, child: ChildState,
                         outcome: dict[str, Any]) -> dict[str, Any]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from failpath.errors import FailpathError
-from failpath.sweep import executor
+from failpath.stdlib._real import open, os
+from failpath.sweep import executor, lifeline
 from failpath.sweep.journal import Journal
 from failpath.sweep.units import unit_id
 
@@ -19,6 +22,10 @@ MAX_RESPAWNS = 3
 
 class SweepError(FailpathError):
     """The sweep could not run (the message says why and where the log is)."""
+
+
+class Terminated(BaseException):
+    """The runner got SIGTERM: it stops its agents and the sweep ends as interrupted."""
 
 
 @dataclass
@@ -59,10 +66,20 @@ class Runner:
         self.agents: list[executor.AgentProc] = []
         self._scan: Any = None
         self._variety_found: list[dict[str, Any]] = []
+        self.mark = lifeline.new_mark()  # every process of this sweep carries it
+        self._spawned = 0
 
     # -- phases ------------------------------------------------------------------------
     def run(self) -> Journal:
-        """Baseline (unless resumed), plan, sweep. Raises SweepError when it cannot."""
+        """Baseline (unless resumed), plan, sweep. Raises SweepError when it cannot.
+
+        Whatever way it ends (Terminated on SIGTERM included), no process it started is
+        left running (sweep/lifeline.py).
+        """
+        with lifeline.Lifeline(self.mark), _terminate_on_sigterm():
+            return self._run()
+
+    def _run(self) -> Journal:
         resume = bool(self.settings["resume"])
         if resume and not os.path.exists(self.journal_path):
             raise SweepError(f"--resume: no journal at {self.journal_path}; run a sweep first")
@@ -176,9 +193,11 @@ class Runner:
         journal.set("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def _spawn(self, index: int, baseline: bool) -> executor.AgentProc:
+        self._spawned += 1
         agent = executor.spawn(index, self.root, _agent_options(self.root, self.settings,
                                                                  baseline),
-                               self.pytest_args, self.state_dir)
+                               self.pytest_args, self.state_dir,
+                               mark=f"{self.mark}/{os.getpid()}.{index}.{self._spawned}")
         self.agents.append(agent)
         return agent
 
@@ -327,6 +346,7 @@ class Runner:
         s, _ = running[agent.index]
         status = agent.proc.wait()
         agent.close()
+        agent.end_children()  # a unit's child of the dead agent, stuck or not
         agent.finished = True
         left = journal.pending_tests()
         s.tests = [dict(t, count=left[t["test"]]) for t in s.tests if t["test"] in left]
@@ -353,4 +373,22 @@ class Runner:
                 agent.kill()
             else:
                 agent.close()
+                agent.end_children()
         self.agents = []
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread, so the runner's cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
