@@ -6,6 +6,7 @@ import argparse
 import os
 
 from failpath.errors import InvalidArgument
+from failpath.extras import require
 
 DEFAULT_JOURNAL = os.path.join(".failpath", "journal.sqlite")
 
@@ -26,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         InvalidArgument: the journal does not exist.
+        MissingExtra: rich or jinja2 is not installed.
     """
+    require("runner", "failpath report", ("rich", "jinja2"))
     if not os.path.exists(args.journal):
         raise InvalidArgument(f"journal={args.journal!r} does not exist; run `failpath sweep` "
                               f"first or pass the journal's path")
