@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import errno
+import os
 from typing import Any
 
 import pytest
 
 from failpath.points import Injection
-from failpath.sweep.outcome import RunFacts, classify
+from failpath.sweep.classify import classify
+from failpath.sweep.evidence import Scope, collect
+
+# As a sweep of this directory sees this file: test code (the test's own assertions) ...
+TEST_SCOPE = Scope(os.path.dirname(__file__))
+# ... or, where the rule is about what the code under test raised, the project's code.
+PROJECT_SCOPE = Scope(os.path.dirname(__file__), include=(os.path.basename(__file__),))
 
 
 def _injected() -> OSError:
@@ -27,8 +34,9 @@ def _outcome(test: Any) -> str:
     try:
         test(injected)
     except AssertionError as final:
-        facts = RunFacts(fired=True, status="failed", final=final, injected=injected)
-        return str(classify(facts)["outcome"])
+        ev = collect(status="failed", final=final, injected=injected, scope=TEST_SCOPE,
+                     fired=True)
+        return classify(ev).outcome
     return "passed"
 
 
@@ -127,8 +135,9 @@ def _memory_error_outcome(hoard_in_handler: bool) -> tuple[str, list[str]]:
         raise MemoryError
     except MemoryError as final:
         final.__context__, final.__suppress_context__ = None, False
-        result = classify(RunFacts(fired=True, status="failed", final=final, injected=injected))
-    return str(result["outcome"]), list(result["chain"])
+        result = classify(collect(status="failed", final=final, injected=injected,
+                                  scope=PROJECT_SCOPE, fired=True))
+    return result.outcome, list(result.chain)
 
 
 def test_a_memory_error_in_the_handler_is_chained_to_the_injected_error_on_every_python() -> None:

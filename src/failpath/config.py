@@ -66,6 +66,8 @@ OPTIONS: tuple[Option, ...] = (
            "exit 3 if fewer %% of handlers were exercised under injection"),
     Option("short_writes", "bool", True, "add a short-write unit for write-like points"),
     Option("variety", "bool", True, "add units raising the narrower errno a handler names"),
+    Option("confirm", "bool", True, "replay every bug found by forking mid-test from the "
+           "pre-test state, and report the replay's verdict"),
     Option("memory_limit", "int", 2048, "MiB of address space a unit's child may add (0: none)"),
     Option("select", "str", "sites", "which units to run: K per call site (sites), every "
            "unit (all), or K per call site inside functions changed since --base (changed)",

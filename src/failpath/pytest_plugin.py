@@ -172,13 +172,17 @@ class _ReproducerPlugin:
 
     def __init__(self) -> None:
         self.before: Any = None
+        self.threads: set[int] = set()
         self.failed: BaseException | None = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         from failpath.sweep import oracles
 
+        import threading
+
         self.before, self.failed = oracles.Resources.now(), None
+        self.threads = {t.ident for t in threading.enumerate() if t.ident}
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
@@ -199,12 +203,14 @@ class _ReproducerPlugin:
         failed, self.failed = self.failed, None
         if self.before is None or not fired:
             return result
-        # As in a sweep: what the failed test function itself still held is its cleanup.
+        # As in a sweep: what the failed test function itself still held is its cleanup,
+        # and what the failure's traceback holds is measured only once it is released.
         oracles.close_test_owned(failed, getattr(getattr(item, "obj", None), "__code__", None))
         del failed
-        with oracles.resource_warnings() as warns:
+        oracles.join_new_threads(self.threads)
+        with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             oracles.settle()
-        delta = oracles.Delta.between(self.before, oracles.Resources.now(), warns)
+        delta = oracles.Delta.between(self.before, oracles.Resources.now(), warns, ignored)
         found = oracles.leaks(delta, oracles.Delta())
         if found:
             raise AssertionError("failpath: left behind after the injected fault: "

@@ -18,7 +18,7 @@ from failpath.report.summary import (
     point_label,
     totals,
 )
-from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES
+from failpath.sweep.records import BUG_CLASSES, OUTCOMES
 
 _TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES
+from failpath.sweep.records import BUG_CLASSES, OUTCOMES
 
 Result = Mapping[str, Any]
 

@@ -23,14 +23,15 @@ from failpath.report.summary import (
     proof_lines,
     totals,
 )
-from failpath.sweep.outcome import BUG_CLASSES
+from failpath.sweep.records import BUG_CLASSES
 
 #: At most this many untested entries are listed in the terminal (all are in the reports).
 UNTESTED_SHOWN = 15
 
 _STYLE = {"crashed": "bold red", "hung": "bold red", "mishandled": "red",
           "inconsistent": "red", "leaked": "magenta", "swallowed": "yellow",
-          "propagated": "green", "absorbed": "cyan", "recovered": "green", "unreached": "dim"}
+          "propagated": "green", "reported": "green", "absorbed": "cyan", "recovered": "green",
+          "unreached": "dim"}
 
 
 def is_plain(console: Console) -> bool:

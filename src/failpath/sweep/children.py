@@ -28,10 +28,12 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import signal
 import sys
 from typing import Any
 
 from failpath.stdlib._real import open, os, tempfile
+from failpath.sweep.records import Spawned
 
 ENV = "FAILPATH_CHILD"
 #: Set by :func:`boot` in an interpreter it armed (the pytest plugin then arms nothing).
@@ -101,10 +103,14 @@ def report_path() -> str:
                         f"{hashlib.sha1(os.urandom(8)).hexdigest()[:8]}.jsonl")
 
 
-def arm(unit: dict[str, Any] | None, groups: list[str]) -> str:
-    """Arm children started from now on: count hits (``unit`` None) or fail ``unit``."""
+def arm(unit: dict[str, Any] | None, groups: list[str], root: str = "") -> str:
+    """Arm children started from now on: count hits (``unit`` None) or fail ``unit``.
+
+    ``root`` is the sweep's root: which files are the project's.
+    """
     path = report_path()
-    os.environ[ENV] = json.dumps({"report": path, "groups": groups, "unit": unit})
+    os.environ[ENV] = json.dumps({"report": path, "groups": groups, "unit": unit,
+                                  "root": root})
     return path
 
 
@@ -143,57 +149,28 @@ def merge_counts(hits: dict[str, dict[str, Any]], reports: list[dict[str, Any]])
             mine["child"] = True
 
 
-def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """What happened in the children of one unit: fired, how each one that fired ended."""
+def summarize(reports: list[dict[str, Any]]) -> Spawned:
+    """What happened in the children of one unit: fired, how each one that fired ended.
+
+    A child that fired and never wrote its exit record crashed, unless it recorded that
+    SIGTERM ended it (a pool's ``terminate()`` at teardown): that is not a crash.
+    """
     fired = {r["pid"]: r for r in reports if r.get("event") == "fired"}
     exits = {r["pid"]: r for r in reports if r.get("event") == "exit"}
-    info: dict[str, Any] = {"fired": bool(fired), "absorbed": False, "crashed": [],
-                            "ends": []}
+    crashed, terminated, ends = [], [], []
+    error, absorbed = None, False
     for pid, rec in fired.items():
-        info["error"] = info.get("error") or rec.get("error")
-        info["absorbed"] = info["absorbed"] or bool(rec.get("absorbed"))
+        error = error or rec.get("error")
+        absorbed = absorbed or bool(rec.get("absorbed"))
         end = exits.get(pid)
         if end is None:
-            info["crashed"].append(pid)
+            crashed.append(pid)
+        elif end.get("signal") == "SIGTERM":
+            terminated.append(pid)
         else:
-            info["ends"].append(end)
-    return info
-
-
-def adjust(result: dict[str, Any], status: str, invariant: str | None,
-           info: dict[str, Any]) -> None:
-    """Classify a unit whose fault fired in a child interpreter (the test saw ``status``)."""
-    from failpath.sweep.outcome import OUTCOMES
-
-    if not info.get("fired"):
-        return
-    result["child"] = {"crashed": info["crashed"], "ends": info["ends"]}
-    if info["absorbed"] and result["outcome"] in ("unreached", "absorbed"):
-        result["outcome"] = "absorbed"
-        return
-    if info["crashed"]:
-        child_class = "crashed"
-        result["final"] = (f"child interpreter {info['crashed'][0]} died after the fault "
-                           "without exiting normally")
-    elif status == "failed":
-        clean = bool(info["ends"]) and all(e.get("clean") for e in info["ends"])
-        child_class = "propagated" if clean else "mishandled"
-    elif status == "skipped":
-        child_class = "propagated"
-    else:
-        empty = any(e.get("handler", {}).get("empty") for e in info["ends"])
-        child_class = "swallowed" if empty else "recovered"
-    for end in info["ends"]:
-        if end.get("uncaught"):
-            result["chain"] = [*result.get("chain", []), f"in child {end['pid']}: "
-                               f"{end['uncaught']}"]
-        if result.get("handler") is None and end.get("handler"):
-            result["handler"] = {"file": end["handler"]["file"],
-                                 "line": end["handler"]["line"]}
-    classes = [child_class] + (["inconsistent"] if invariant else [])
-    if result["outcome"] != "unreached":
-        classes.append(result["outcome"])
-    result["outcome"] = min(classes, key=OUTCOMES.index)
+            ends.append(end)
+    return Spawned(bool(fired), absorbed, error, tuple(crashed), tuple(terminated),
+                   tuple(ends))
 
 
 # -- inside the child interpreter ---------------------------------------------------------
@@ -204,6 +181,7 @@ class ChildHook:
         from failpath.triggers import parse_chain
 
         self.report = str(config["report"])
+        self.root = str(config.get("root") or os.getcwd())
         self.unit = config.get("unit")
         self.counts: dict[str, int] = {}
         self.hits: dict[str, dict[str, Any]] = {}
@@ -240,7 +218,7 @@ class ChildHook:
         rec["nofail"] += int(bool(hit.nofail))
 
     def _fire(self, hit: Any) -> Any:
-        from failpath.sweep.outcome import describe
+        from failpath.sweep.evidence import describe
 
         self.fired = True
         if hit.nofail:
@@ -257,6 +235,13 @@ class ChildHook:
         self.write({"event": "fired", "error": error})
         return fault
 
+    def terminated(self, signum: int, frame: Any) -> None:
+        """SIGTERM (a pool's terminate()): say so in the exit record, then die of it."""
+        if self.fired:
+            self.write({"event": "exit", "signal": "SIGTERM", "hits": list(self.hits.values())})
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
     def write(self, record: dict[str, Any]) -> None:
         """Append one JSON line to the report (one write: atomic with O_APPEND)."""
         record["pid"] = os.getpid()
@@ -269,20 +254,20 @@ class ChildHook:
 
     def at_exit(self) -> None:
         """The exit record: counts, and how the fault ended in this interpreter."""
-        from failpath.sweep.outcome import describe, failure_is_clean, find_handler
+        from failpath.sweep import evidence
 
         record: dict[str, Any] = {"event": "exit", "hits": list(self.hits.values())}
         if self.fired:
             if self.uncaught is not None:
-                record["uncaught"] = describe(self.uncaught)
-                record["clean"] = failure_is_clean(self.uncaught, ())
+                record["uncaught"] = evidence.describe(self.uncaught)
+                record["clean"] = evidence.propagates_cleanly(self.uncaught)
             else:
                 record["clean"] = self.exit_clean
             if self.injected is not None and self.injected is not self.uncaught:
-                handler = find_handler(self.injected)
-                if handler is not None:
-                    record["handler"] = {"file": handler.file, "line": handler.line,
-                                         "empty": handler.empty}
+                catch = evidence.catch_of(self.injected, evidence.Scope(self.root))
+                if catch is not None and catch.where == "project":
+                    record["handler"] = {"file": catch.file, "line": catch.line,
+                                         "empty": catch.empty}
             self.injected = self.uncaught = None
         if self.fired or self.unit is None:
             self.write(record)
@@ -295,7 +280,7 @@ class ChildHook:
 
     def exit_wrapper(self, real_exit: Any) -> Any:
         """``sys.exit`` that notes an error exit while the injected error is handled."""
-        from failpath.sweep.outcome import chain_of
+        from failpath.sweep.evidence import chain_of
 
         def exit_(code: Any = None) -> None:
             current = sys.exc_info()[1]
@@ -320,6 +305,8 @@ def boot() -> None:
         sys.excepthook = hook.excepthook(sys.excepthook)
         sys.exit = hook.exit_wrapper(sys.exit)
         atexit.register(hook.at_exit)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, hook.terminated)
         BOOTED = True
     elif os.environ.get("FAILPATH") and not os.environ.get("FAILPATH_AGENT"):
         import failpath

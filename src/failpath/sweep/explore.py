@@ -11,12 +11,13 @@ pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
@@ -24,8 +25,10 @@ from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit
 from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
-from failpath.sweep import channel, children, isolation, lifeline, oracles
-from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES, RunFacts, classify, describe
+from failpath.sweep import channel, children, evidence, isolation, lifeline, oracles
+from failpath.sweep.classify import classify
+from failpath.sweep.evidence import describe
+from failpath.sweep.records import Evidence, Unit, UnitResult
 from failpath.triggers import parse_chain
 
 try:  # imported once here, not in every forked child (a C extension load per unit)
@@ -40,38 +43,15 @@ STARTUP_ALLOWANCE = 60.0
 _PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
 
 
-@dataclass(slots=True)
-class UnitSpec:
-    """One unit: fail the ``nth`` hit of ``tag`` in ``test`` with ``action``."""
-
-    id: str
-    test: str
-    tag: str
-    nth: int
-    mode: str
-    action: str
-    child: bool = False  # the baseline saw this point hit in a child interpreter
-    cls: str = "generic"  # the point's class (memory points fail by returning None)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> UnitSpec:
-        """Build from a plan entry."""
-        point_cls = data.get("cls") or (data.get("point") or {}).get("cls") or "generic"
-        return cls(data["id"], data["test"], data["tag"], int(data["nth"]), data["mode"],
-                   data["action"], bool(data.get("child", False)), str(point_cls))
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form (a plan entry)."""
-        return {"id": self.id, "test": self.test, "tag": self.tag, "nth": self.nth,
-                "mode": self.mode, "action": self.action, "child": self.child,
-                "cls": self.cls}
+#: The classes of points whose failure is a failed release: what stays is the fault's effect.
+RELEASE_CLASSES = frozenset({"io:close", "io:unlink", "io:rmdir"})
 
 
 @dataclass(slots=True)
 class ChildState:
     """What a unit's child tracks from its fault to its report."""
 
-    unit: UnitSpec
+    unit: Unit
     result_fd: int
     pid: int
     strategy: str
@@ -82,6 +62,8 @@ class ChildState:
     error: str | None = None
     rehits: int = 0  # hits of the same point after the fault
     retried: bool = False  # one of them came while the catching frame still ran
+    released: str | None = None  # the path whose failed release was the fault
+    release: bool = False  # the failed operation was a release (close, unlink, rmdir)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -104,6 +86,9 @@ class AgentOptions:
     result_fd: int = -1
     saturated: str = ""  # the runner's saturation file (sweep/select.py SaturatedSites)
     parent: int = 0  # the process that started this one: this one dies with it
+    include: list[str] = field(default_factory=list)  # the project's files (sweep scope)
+    exclude: list[str] = field(default_factory=list)
+    confirm: bool = True  # replay fork-at-point bugs from the pre-test state
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AgentOptions:
@@ -113,12 +98,34 @@ class AgentOptions:
 
 
 def fork_safe() -> bool:
-    """True when forking here keeps the child faithful: one thread, no running loop."""
+    """True when forking here keeps the child faithful.
+
+    One thread, no running event loop, and no lock held that the child would find reset
+    by an ``os.register_at_fork`` hook (logging's locks: the child's release would raise
+    "cannot release un-acquired lock").
+    """
     if threading.current_thread() is not threading.main_thread():
         return False
     if threading.active_count() > 1:
         return False
-    return asyncio._get_running_loop() is None
+    return asyncio._get_running_loop() is None and not reset_at_fork_held()
+
+
+def reset_at_fork_held() -> bool:
+    """Whether this thread holds a lock that an at-fork hook reinitialises in the child."""
+    locks: list[Any] = []
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        locks.append(getattr(logging, "_lock", None))
+        handlers = getattr(logging, "_at_fork_reinit_lock_weakset", None) or ()
+        locks += [getattr(h, "lock", None) for h in list(handlers)]
+    for lock in locks:
+        owned = getattr(lock, "_is_owned", None)
+        if owned is not None and owned():
+            return True
+    futures = sys.modules.get("concurrent.futures.thread")
+    shutdown = getattr(futures, "_global_shutdown_lock", None)
+    return bool(shutdown is not None and shutdown.locked())
 
 
 def _vm_bytes() -> int:
@@ -164,17 +171,19 @@ class Agent:
         self.run_item_fn = run_item
         self.cov = coverage
         self.recorder = recorder
+        self.scope = evidence.Scope(options.root, tuple(options.include),
+                                    tuple(options.exclude))
         self.pid = os.getpid()
         self.phase: str | None = None
         self.busy = False
         self.counts: dict[str, int] = {}
         self.hits: dict[str, dict[str, Any]] = {}
-        self.plan: dict[tuple[str, int], list[UnitSpec]] = {}
-        self.deferred: list[UnitSpec] = []
+        self.plan: dict[tuple[str, int], list[Unit]] = {}
         self.done: set[str] = set()
         self.tainted = False
         self.child: ChildState | None = None
         self.test_start: oracles.Resources | None = None
+        self.test_threads: set[int] = set()
         self.warns: list[str] = []
         self.invariant_failures: list[str] = []
         self.clean: dict[str, oracles.Delta] = {}
@@ -185,6 +194,8 @@ class Agent:
         self.emit: Callable[[dict[str, Any]], None] = self._emit_channel
         self.saturated: Any = None
         self.child_report: str | None = None
+        self.unit_pipe: tuple[int, channel.Reader, int] | None = None  # made before the test
+        self.unconfirmed: list[tuple[Unit, dict[str, Any]]] = []
 
     def __repr__(self) -> str:
         return f"<Agent pid={self.pid} phase={self.phase} units_done={len(self.done)}>"
@@ -260,6 +271,8 @@ class Agent:
             child.absorbed = True
             return None
         self._restart_coverage()
+        child.release = hit.tag.cls in RELEASE_CLASSES
+        child.released = hit.filename if child.release else None
         fault = child.action.perform(hit)
         if fault is None:
             return None
@@ -278,7 +291,7 @@ class Agent:
             for lines in data.values():
                 lines.clear()
 
-    def _skip_saturated(self, units: list[UnitSpec]) -> list[UnitSpec]:
+    def _skip_saturated(self, units: list[Unit]) -> list[Unit]:
         """Drop units of sites the runner saw saturate (it journaled them as skipped)."""
         if not self.options.saturated:
             return units
@@ -294,15 +307,14 @@ class Agent:
                 keep.append(unit)
         return keep
 
-    def _at_planned_hit(self, hit: Hit, units: list[UnitSpec]) -> Fault | None:
+    def _at_planned_hit(self, hit: Hit, units: list[Unit]) -> Fault | None:
         units = self._skip_saturated(units)
         if hit.nofail:
             for unit in units:
-                self._report(unit, {"outcome": "absorbed", "bug": False, "strategy":
-                                    "fork-at-point", "error": None, "duration_s": 0.0})
+                self._report(unit, UnitResult("absorbed", "the site is effectively NOFAIL",
+                                              "fork-at-point").to_json())
             return None
         if self.tainted or not fork_safe():  # replayed per unit after the test
-            self.deferred.extend(units)
             return None
         for unit in units:
             fault = self._fork_at_point(unit, hit)
@@ -338,31 +350,46 @@ class Agent:
             return set()
         return {os.path.join(base, n) for n in os.listdir(base)}
 
-    def _take_snapshot(self, unit: UnitSpec) -> isolation.Snapshot:
+    def _take_snapshot(self, unit: Unit) -> isolation.Snapshot:
         return isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
 
-    def _fork_at_point(self, unit: UnitSpec, hit: Hit) -> Fault | None:
-        return self._forked(unit, "fork-at-point", lambda: self._fire(hit))
+    def _fork_at_point(self, unit: Unit, hit: Hit) -> Fault | None:
+        return self._forked(unit, "fork-at-point", lambda: self._fire(hit), self._conclude)
 
-    def _forked(self, unit: UnitSpec, strategy: str,
-                child: Callable[[], Fault | None]) -> Fault | None:
+    def _forked(self, unit: Unit, strategy: str, child: Callable[[], Fault | None],
+                conclude: Callable[[Unit, dict[str, Any]], None]) -> Fault | None:
         """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
-        its own stack; the parent waits for its report, restores the snapshot, returns None.
+        its own stack; the parent waits for its report, restores the snapshot, hands the
+        result to ``conclude`` and returns None.
+
+        The parent's heap is frozen across the fork (``gc.freeze``), so the child's full
+        collection walks only what its failure path made.
         """
         snap = self._take_snapshot(unit)
         base_before = self._basetemp_entries()
-        read_fd, write_fd = os.pipe()
+        shared = self.unit_pipe
+        if shared is not None:
+            read_fd, reader, write_fd = shared
+        else:
+            read_fd, write_fd = os.pipe()
+            reader = channel.Reader(read_fd)
         started = time.perf_counter()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
-            os.close(read_fd)
+            if shared is None:
+                os.close(read_fd)
             self._become_child(unit, write_fd, strategy)
             return child()
-        os.close(write_fd)
-        self._finish_unit(unit, pid, read_fd, snap, base_before, started, strategy)
+        gc.unfreeze()
+        if shared is None:
+            os.close(write_fd)
+        result = self._finish_unit(unit, pid, reader, snap, base_before, started, strategy,
+                                   keep_reader=shared is not None)
+        conclude(unit, result)
         return None
 
-    def _become_child(self, unit: UnitSpec, result_fd: int, strategy: str,
+    def _become_child(self, unit: Unit, result_fd: int, strategy: str,
                       parent: int | None = None) -> None:
         lifeline.die_with_parent(self.pid if parent is None else parent)
         try:
@@ -372,16 +399,17 @@ class Agent:
         limit_memory(self.options.memory_limit)
         action = parse_chain(unit.action).tasks[0].action
         self.child = ChildState(unit, result_fd, os.getpid(), strategy, action)
-        self.child_report = children.arm(unit.to_json(), self.options.groups)
+        self.child_report = children.arm(unit.to_json(), self.options.groups,
+                                         self.options.root)
         self.phase = "child"
         self.busy = False
         if self.recorder is not None:
             self.recorder.clear()
 
-    def _finish_unit(self, unit: UnitSpec, pid: int, read_fd: int,
+    def _finish_unit(self, unit: Unit, pid: int, reader: channel.Reader,
                      snap: isolation.Snapshot, base_before: set[str], started: float,
-                     strategy: str) -> None:
-        result = self._wait_child(unit, pid, read_fd, started, strategy)
+                     strategy: str, keep_reader: bool = False) -> dict[str, Any]:
+        result = self._wait_child(unit, pid, reader, started, strategy, keep_reader)
         writes = [p for p in result.pop("writes", []) if not isolation.protected(p)]
         was_busy, self.busy = self.busy, True
         try:
@@ -404,49 +432,48 @@ class Agent:
         if outside:
             result["untrusted_writes"] = outside[:20]
             self.tainted = True
-        self._report(unit, result)
+        return result
 
     def _in_basetemp(self, path: str) -> bool:
         base = self.basetemp()
         return base is not None and os.path.abspath(path).startswith(base.rstrip("/") + "/")
 
-    def _timeout_for(self, unit: UnitSpec) -> float:
+    def _timeout_for(self, unit: Unit) -> float:
         if self.options.timeout > 0:
             return self.options.timeout
         return self.timeouts.get(unit.test, 10.0)
 
-    def _wait_child(self, unit: UnitSpec, pid: int, read_fd: int, started: float,
-                    strategy: str) -> dict[str, Any]:
-        reader = channel.Reader(read_fd)
+    def _wait_child(self, unit: Unit, pid: int, reader: channel.Reader, started: float,
+                    strategy: str, keep_reader: bool = False) -> dict[str, Any]:
         timeout = self._timeout_for(unit)
         # A fresh interpreter first starts and collects: its clock starts when it says so.
         deadline = started + (timeout + STARTUP_ALLOWANCE if strategy == "subprocess"
                               else timeout)
-        messages: list[dict[str, Any]] = []
+        result: dict[str, Any] | None = None
         status: int | None = None
         exited_at: float | None = None
         try:
-            while not messages:
+            while result is None:
                 now = time.perf_counter()
                 if now >= deadline:
                     break
-                messages = reader.wait(min(0.05, deadline - now))
-                if messages and messages[0].get("type") == "ready":
-                    deadline = time.perf_counter() + timeout
-                    messages = messages[1:]
-                    continue
-                if reader.eof and not messages:
+                for message in reader.wait(min(0.05, deadline - now)):
+                    if message.get("type") == "ready":
+                        deadline = time.perf_counter() + timeout
+                    elif message.get("id") in (unit.id, None) and result is None:
+                        result = message  # others: late words of an earlier unit's process
+                if result is not None or (reader.eof and not keep_reader):
                     break
                 if status is None:
                     done, st = os.waitpid(pid, os.WNOHANG)
                     if done:
                         status, exited_at = st, time.perf_counter()
-                if exited_at is not None and not messages and \
-                        time.perf_counter() - exited_at > 0.5:
-                    break  # exited without a word; a grandchild holds the pipe
+                if exited_at is not None and time.perf_counter() - exited_at > 0.5:
+                    break  # exited without a word
         finally:
-            reader.close()
-        hung = not messages and status is None and time.perf_counter() >= deadline
+            if not keep_reader:
+                reader.close()
+        hung = result is None and status is None and time.perf_counter() >= deadline
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -454,22 +481,50 @@ class Agent:
         if status is None:
             _, status = os.waitpid(pid, 0)
         duration = time.perf_counter() - started
-        if messages:
-            result = messages[0]
+        if result is not None:
             result["duration_s"] = duration
             return result
-        if hung:
-            return {"outcome": "hung", "bug": True, "strategy": strategy, "duration_s": duration,
-                    "final": f"killed after the {self._timeout_for(unit):.1f}s unit timeout",
-                    "error": None}
-        return {"outcome": "crashed", "bug": True, "strategy": strategy,
-                "duration_s": duration, "final": describe_status(status), "error": None}
+        died = Evidence(fired=True, status="hung" if hung else "crashed",
+                        exit=(f"killed after the {timeout:.1f}s unit timeout" if hung
+                              else describe_status(status)))
+        return classify(died, strategy).with_(duration_s=duration).to_json()
 
     # -- reporting ---------------------------------------------------------------------
-    def _report(self, unit: UnitSpec, result: dict[str, Any]) -> None:
+    def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
+        """Report a fork-at-point result, or keep a bug for its confirmation replay."""
+        if result.get("bug") and self.options.confirm and result.get("strategy") in (
+                "fork-at-point", None):
+            self.unconfirmed.append((unit, result))
+        else:
+            self._report(unit, result)
+
+    def _confirm(self, item: Any) -> None:
+        """Replay every fork-at-point bug from the pre-test state; the replay's word counts.
+
+        No bug verdict rests on forking mid-test alone (the child's pid, locks and fds
+        differ from a real run). Agreement is noted as ``confirmed``; a disagreement is
+        kept in the evidence and the replay's outcome is reported.
+        """
+        pending, self.unconfirmed = self.unconfirmed, []
+        replays: dict[str, dict[str, Any]] = {}
+
+        def keep(unit: Unit, result: dict[str, Any]) -> None:
+            replays[unit.id] = result
+
+        for unit, first in pending:
+            self._run_forked(item, unit, conclude=keep)
+            replay = replays[unit.id]
+            if replay["outcome"] == first["outcome"]:
+                self._report(unit, dict(first, confirmed="fork-per-unit"))
+            else:
+                self._report(unit, dict(replay, disagreement={
+                    "fork-at-point": first["outcome"], "fork-per-unit": replay["outcome"],
+                    "fork-at-point-reason": first.get("reason")}))
+
+    def _report(self, unit: Unit, result: dict[str, Any]) -> None:
         self.done.add(unit.id)
         result["id"] = unit.id
-        result.setdefault("bug", result.get("outcome") in BUG_CLASSES)
+        result.setdefault("bug", UnitResult(result["outcome"]).bug)
         self.emit({"type": "unit", "result": result})
 
     def _emit_channel(self, message: dict[str, Any]) -> None:
@@ -482,7 +537,7 @@ class Agent:
         if self.recorder is not None:
             self.recorder.clear()
         self.phase = "baseline"
-        report = children.arm(None, self.options.groups)  # children count their hits
+        report = children.arm(None, self.options.groups, self.options.root)  # children count
         started = time.perf_counter()
         try:
             outcome = self._run(item)
@@ -497,18 +552,21 @@ class Agent:
                 "delta": outcome["delta"], "writes": writes}
 
     def _run(self, item: Any) -> dict[str, Any]:
-        """Run the item once; status, failure and what it left behind."""
+        """Run the item once; status, failure and what it left behind (as a child measures
+        it: exceptions released, new threads given a moment, a full collection)."""
         self.invariant_failures = []
-        with oracles.resource_warnings() as warns:
+        with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             self.warns = warns
             self.test_start = oracles.Resources.now()
+            self.test_threads = {t.ident for t in threading.enumerate() if t.ident}
             outcome = self.run_item_fn(item)
             if self.phase == "child":
                 return outcome
-            outcome.pop("exc", None)
+            outcome.pop("exc", None)  # nothing of the run is held past here
+            oracles.join_new_threads(self.test_threads)
             oracles.settle()
         after = oracles.Resources.now()
-        delta = oracles.Delta.between(self.test_start, after, warns)
+        delta = oracles.Delta.between(self.test_start, after, warns, ignored)
         delta.temps = self._temp_leftovers()
         outcome["delta"] = delta.to_json()
         return outcome
@@ -521,12 +579,13 @@ class Agent:
         return sorted(p for p in self.recorder.paths if p.startswith(tmp)
                       and not p.startswith(_PYTEST_TMP) and os.path.lexists(p))
 
-    def run_units(self, item: Any, units: list[UnitSpec], strategy: str,
+    def run_units(self, item: Any, units: list[Unit], strategy: str,
                   clean: dict[str, Any]) -> None:
         """Sweep ``units`` of one test with ``strategy``."""
         self.clean[item.nodeid] = oracles.Delta.from_json(clean)
         if strategy in ("auto", "fork-at-point"):
             self._sweep_fork_at_point(item, units)
+            self._confirm(item)
             units = [u for u in units if u.id not in self.done]
             strategy = "fork-per-unit"
         for unit in units:
@@ -537,14 +596,18 @@ class Agent:
             else:
                 self._run_forked(item, unit)
 
-    def _sweep_fork_at_point(self, item: Any, units: list[UnitSpec]) -> None:
+    def _sweep_fork_at_point(self, item: Any, units: list[Unit]) -> None:
         self.plan = {}
         for unit in units:
             if not unit.child:  # hit in a child interpreter: armed from the start, per unit
                 self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
-        self.counts, self.deferred, self.tainted = {}, [], False
+        self.counts, self.tainted = {}, False
         if self.recorder is not None:
             self.recorder.clear()
+        # The result pipe exists before the test starts: a test that counts its fds sees
+        # the same ones in every child as in the clean run.
+        read_fd, write_fd = os.pipe()
+        self.unit_pipe = (read_fd, channel.Reader(read_fd), write_fd)
         self.phase = "sweep"
         try:
             outcome = self._run(item)
@@ -553,16 +616,20 @@ class Agent:
                 self.phase = None
         if self.phase == "child":
             self.finish_child(item, outcome)
+        self.unit_pipe = None
+        os.close(read_fd)
+        os.close(write_fd)
         self.plan = {}
 
-    def _run_forked(self, item: Any, unit: UnitSpec) -> None:
+    def _run_forked(self, item: Any, unit: Unit,
+                    conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
         def child() -> None:  # the whole test, from the pre-test state, failing one hit
             self.counts = {}
             self.finish_child(item, self._run(item))  # never returns
 
-        self._forked(unit, "fork-per-unit", child)
+        self._forked(unit, "fork-per-unit", child, conclude or self._report)
 
-    def _run_subprocess(self, item: Any, unit: UnitSpec) -> None:
+    def _run_subprocess(self, item: Any, unit: Unit) -> None:
         import json
 
         snap = self._take_snapshot(unit)
@@ -572,7 +639,8 @@ class Agent:
                 "coverage": self.options.coverage, "clean_errors": self.options.clean_errors,
                 "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
                 "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
-                "baseline": False, "parent": os.getpid()}
+                "baseline": False, "parent": os.getpid(), "include": self.options.include,
+                "exclude": self.options.exclude}
         env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
         env.pop("FAILPATH", None)
         started = time.perf_counter()
@@ -586,8 +654,10 @@ class Agent:
             proc = subprocess.Popen(args, cwd=os.getcwd(), env=env, pass_fds=(write_fd,),
                                     start_new_session=True, stdin=subprocess.DEVNULL)
         os.close(write_fd)
-        self._finish_unit(unit, proc.pid, read_fd, snap, base_before, started, "subprocess")
+        result = self._finish_unit(unit, proc.pid, channel.Reader(read_fd), snap, base_before,
+                                   started, "subprocess")
         proc.returncode = 0  # _wait_child reaped it; stops Popen.__del__ warning it runs
+        self._report(unit, result)
 
     pytest_args: list[str] = []
 
@@ -600,53 +670,73 @@ class Agent:
         assert child is not None
         self.busy = True
         try:
-            result = self._classify_child(item, child, outcome)
+            result = self._classify_child(item, child, outcome).to_json()
         except BaseException as exc:  # report failpath's own failure instead of hanging
             result = {"outcome": "crashed", "bug": True, "final":
                       f"failpath agent error while classifying: {describe(exc)}"}
         result.setdefault("strategy", child.strategy)
+        result["id"] = child.unit.id
         try:
             channel.send(child.result_fd, result)
         finally:
             os._exit(0)
 
     def _classify_child(self, item: Any, child: ChildState,
-                        outcome: dict[str, Any]) -> dict[str, Any]:
+                        outcome: dict[str, Any]) -> UnitResult:
+        """Gather the evidence of this child's run (releasing what it held), classify it."""
         spawned = children.summarize(children.read_reports(self.child_report or ""))
-        only_spawned = spawned["fired"] and not child.fired
-        if only_spawned:  # the fault fired in a child interpreter only
-            child.fired, child.error = True, spawned.get("error")
-        facts = RunFacts(fired=child.fired, absorbed=child.absorbed,
-                         status=outcome["status"], final=outcome.pop("exc", None),
-                         injected=child.injected, retried=child.retried,
-                         point_cls=child.unit.cls,
-                         invariant="; ".join(self.invariant_failures) or None)
-        result = classify(facts, tuple(self.options.clean_errors))
-        if only_spawned:
-            result["outcome"] = "unreached"  # the test's view is judged with the child's report
-        children.adjust(result, facts.status, facts.invariant, spawned)
-        if facts.status == "failed":  # the test's skipped cleanup is not a leak
-            oracles.close_test_owned(facts.final, getattr(getattr(item, "obj", None),
-                                                          "__code__", None))
-        facts.final = facts.injected = child.injected = None
-        with oracles.resource_warnings() as late:
-            oracles.settle(full=False)  # unclosed objects of the failure path warn now
+        final = outcome.pop("exc", None)
+        status = outcome["status"]
+        ev = evidence.collect(
+            status=status, final=final, injected=child.injected, scope=self.scope,
+            clean_errors=tuple(self.options.clean_errors), fired=child.fired,
+            absorbed=child.absorbed, point_cls=child.unit.cls, release=child.release,
+            error=child.error, retried=child.retried, spawned=spawned,
+            invariant="; ".join(self.invariant_failures) or None)
+        if status == "failed":  # the test's skipped cleanup is not a leak
+            oracles.close_test_owned(final, getattr(getattr(item, "obj", None), "__code__",
+                                                    None))
+        # Let go of the exceptions: their tracebacks hold the frames of the test and of the
+        # code under test, and so everything those frames hold. What the code itself keeps
+        # (an exception stored in a long-lived object) stays held, and is a leak.
+        final = child.injected = None
+        ev = replace(ev, leaks=tuple(self._leaks(item, child, status)))
+        return classify(ev, child.strategy).with_(
+            error=child.error or spawned.error,
+            output=(outcome.get("output") or "")[-OUTPUT_LIMIT:],
+            writes=tuple(sorted(self.recorder.paths)) if self.recorder is not None else (),
+            lines=self._covered_lines(), **({"child": {"crashed": list(spawned.crashed),
+                                                       "ends": list(spawned.ends)}}
+                                            if spawned.fired else {}))
+
+    def _leaks(self, item: Any, child: ChildState, status: str) -> list[str]:
+        """What is still held once everything was released and collected.
+
+        A full collection, cheap here because the heap inherited from the agent is frozen;
+        only when something looks leaked is that heap thawed and collected too, for
+        cycles through objects the test made before the fork.
+        """
+        clean = self.clean.get(item.nodeid, oracles.Delta())
+        found = self._measure(child, status, clean)
+        if found:
+            with oracles.resource_warnings() as late, oracles.unraisable() as ignored:
+                oracles.thaw()
+            self.warns.extend(late)
+            found = self._measure(child, status, clean, ignored)
+        return found
+
+    def _measure(self, child: ChildState, status: str, clean: oracles.Delta,
+                 more_ignored: list[str] | None = None) -> list[str]:
+        oracles.join_new_threads(self.test_threads)
+        with oracles.resource_warnings() as late, oracles.unraisable() as ignored:
+            oracles.settle()  # unclosed objects of the failure path warn now
         self.warns.extend(late)
-        after = oracles.Resources.now({child.result_fd})
-        delta = oracles.Delta.between(self.test_start or after, after, self.warns)
-        delta.temps = self._temp_leftovers()
-        found = oracles.leaks(delta, self.clean.get(item.nodeid, oracles.Delta()))
-        if found and child.fired and not child.absorbed and \
-                OUTCOMES.index("leaked") < OUTCOMES.index(result["outcome"]):
-            result["outcome"] = "leaked"
-        result.update({
-            "bug": result["outcome"] in BUG_CLASSES, "leaks": found,
-            "invariant": facts.invariant, "error": child.error,
-            "output": (outcome.get("output") or "")[-OUTPUT_LIMIT:],
-            "writes": sorted(self.recorder.paths) if self.recorder is not None else [],
-            "lines": self._covered_lines(),
-        })
-        return result
+        after = oracles.Resources.now()
+        delta = oracles.Delta.between(self.test_start or after, after, self.warns,
+                                      ignored + (more_ignored or []))
+        if status == "passed":  # a failed test's own cleanup of its temp files was skipped
+            delta.temps = self._temp_leftovers()
+        return oracles.leaks(delta, clean, released=child.released)
 
     def _covered_lines(self) -> dict[str, list[int]]:
         collector = getattr(self.cov, "_collector", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import time
 import types
 import warnings
 from collections import Counter
@@ -73,9 +74,11 @@ class Delta:
     children: int = 0
     temps: list[str] = field(default_factory=list)
     resource_warnings: list[str] = field(default_factory=list)
+    unraisable: list[str] = field(default_factory=list)
 
     @classmethod
-    def between(cls, before: Resources, after: Resources, warns: list[str]) -> Delta:
+    def between(cls, before: Resources, after: Resources, warns: list[str],
+                unraisable: list[str] | None = None) -> Delta:
         """The difference ``after - before`` (only growth counts); temps are set apart.
 
         Temporary files are not found by listing the temp directory (other processes
@@ -83,23 +86,29 @@ class Delta:
         """
         grown = after.fds - before.fds
         return cls(dict(grown), max(0, after.threads - before.threads),
-                   max(0, after.children - before.children), [], list(warns))
+                   max(0, after.children - before.children), [], list(warns),
+                   list(unraisable or []))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict."""
         return {"fds": self.fds, "threads": self.threads, "children": self.children,
-                "temps": self.temps, "resource_warnings": self.resource_warnings}
+                "temps": self.temps, "resource_warnings": self.resource_warnings,
+                "unraisable": self.unraisable}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Delta:
         """The inverse of :meth:`to_json`."""
         return cls(dict(data.get("fds", {})), int(data.get("threads", 0)),
                    int(data.get("children", 0)), list(data.get("temps", [])),
-                   list(data.get("resource_warnings", [])))
+                   list(data.get("resource_warnings", [])), list(data.get("unraisable", [])))
 
 
-def leaks(run: Delta, clean: Delta) -> list[str]:
-    """What ``run`` left behind that the clean run of the same test did not."""
+def leaks(run: Delta, clean: Delta, released: str | None = None) -> list[str]:
+    """What ``run`` left behind that the clean run of the same test did not.
+
+    ``released`` is the path whose release was itself the injected failure (a failed
+    ``os.remove``): that it is still there is the fault's effect, not a leak.
+    """
     found: list[str] = []
     for target, n in sorted(run.fds.items()):
         extra = n - clean.fds.get(target, 0)
@@ -110,11 +119,14 @@ def leaks(run: Delta, clean: Delta) -> list[str]:
     if run.children > clean.children:
         found.append(f"{run.children - clean.children} child process(es) still running")
     for path in run.temps:
-        if path not in clean.temps:
+        if path not in clean.temps and path != released:
             found.append(f"temporary file left: {path}")
     extra_warns = len(run.resource_warnings) - len(clean.resource_warnings)
     if extra_warns > 0:
         found += [f"ResourceWarning: {w}" for w in run.resource_warnings[-extra_warns:]]
+    extra_ignored = len(run.unraisable) - len(clean.unraisable)
+    if extra_ignored > 0:
+        found += [f"exception ignored in a finalizer: {w}" for w in run.unraisable[-extra_ignored:]]
     return found
 
 
@@ -140,21 +152,62 @@ def resource_warnings() -> Iterator[list[str]]:
             warnings.showwarning = previous
 
 
+@contextmanager
+def unraisable() -> Iterator[list[str]]:
+    """Collect "Exception ignored in ..." reports (``sys.unraisablehook``) while the block runs."""
+    caught: list[str] = []
+    previous = sys.unraisablehook
+
+    def hook(info: Any) -> None:
+        where = getattr(info.object, "__qualname__", None) or repr(info.object)[:80]
+        caught.append(f"{info.exc_type.__name__}: {info.exc_value} (in {where})")
+
+    sys.unraisablehook = hook
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
+
+
+def join_new_threads(before: set[int], timeout: float = 0.2) -> None:
+    """Give threads started since ``before`` (thread idents) a moment to finish exiting."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if thread.ident not in before and thread is not threading.current_thread():
+            thread.join(left)
+
+
 _RUNNER_MODULES = ("_pytest", "pytest", "pluggy", "failpath")
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
            types.CodeType, types.FrameType, types.TracebackType)
 
 
+def _resource_types() -> tuple[type, ...]:
+    """The standard library's closeable resources besides files (those already imported)."""
+    names = {"socket": "socket", "sqlite3": "Connection", "zipfile": "ZipFile",
+             "tarfile": "TarFile", "mmap": "mmap", "selectors": "BaseSelector"}
+    found = []
+    for module, attr in names.items():
+        mod = sys.modules.get(module)
+        if mod is not None and isinstance(getattr(mod, attr, None), type):
+            found.append(getattr(mod, attr))
+    return tuple(found)
+
+
 def close_test_owned(final: BaseException | None, test_code: Any, limit: int = 20000) -> int:
-    """Close the files the failed test function itself still held; how many were closed.
+    """Close what the failed test function itself still held; how many were closed.
 
     When the injected error propagates out of the test function, the test's own cleanup
     after that line (``storage.close()``) never runs; what its locals still reference is
     the test's, not a leak of the code under test (the clean run closed it in the same
-    test). Files reachable from the test function's frame in ``final``'s traceback
+    test). Files that name a path, sockets, sqlite3 connections, zip and tar files, mmaps
+    and selectors reachable from the test function's frame in ``final``'s traceback
     (objects of pytest, pluggy and failpath, modules, types and functions are not
-    followed; at most ``limit`` objects) that name a path are closed quietly, before
-    the leak checks. Files only the code under test still references are untouched.
+    followed; at most ``limit`` objects) are closed quietly, before the leak checks.
+    What only the code under test still references is untouched.
     """
     frames = []
     seen_exc: set[int] = set()
@@ -169,7 +222,8 @@ def close_test_owned(final: BaseException | None, test_code: Any, limit: int = 2
         exc = exc.__cause__ or exc.__context__
     stack: list[Any] = [v for frame in frames for v in frame.f_locals.values()]
     seen: set[int] = set()
-    files = []
+    files: list[Any] = []
+    resources = _resource_types()
     std = {id(sys.stdin), id(sys.stdout), id(sys.stderr)}
     while stack and len(seen) < limit:
         obj = stack.pop()
@@ -179,6 +233,9 @@ def close_test_owned(final: BaseException | None, test_code: Any, limit: int = 2
         if isinstance(obj, io.IOBase):  # before the module test: instrumented files are
             if id(obj) not in std and isinstance(getattr(obj, "name", None), str):
                 files.append(obj)  # failpath.stdlib.fileobj subclasses
+            continue
+        if isinstance(obj, resources):
+            files.append(obj)
             continue
         if isinstance(obj, _OPAQUE) or type(obj).__module__.split(".")[0] in _RUNNER_MODULES:
             continue
@@ -196,15 +253,12 @@ def close_test_owned(final: BaseException | None, test_code: Any, limit: int = 2
     return closed
 
 
-def settle(full: bool = True) -> None:
+def settle() -> None:
     """Drop what tests leave for the collector, so unclosed objects warn now.
 
-    Args:
-        full: collect every generation. A unit's child passes False: it collects only the
-            young generations, where everything its failure path made lives, instead of
-            walking the whole heap it inherited (the largest per-unit cost, measured in
-            docs/performance.md). Garbage cycles through objects older than the fork stay
-            uncollected; a file they hold still shows as an open descriptor.
+    A full collection. In a unit's child it is cheap: the agent froze its heap before the
+    fork (``gc.freeze``), so it walks only what the failure path made; a cycle through
+    frozen objects is left for :func:`thaw`, used only when a leak is suspected.
     """
     for name in ("last_type", "last_value", "last_traceback", "last_exc"):
         if hasattr(sys, name):
@@ -212,9 +266,14 @@ def settle(full: bool = True) -> None:
                 delattr(sys, name)
             except AttributeError:
                 continue
-    generation = 2 if full else 1
-    gc.collect(generation)
-    gc.collect(generation)
+    gc.collect()
+    gc.collect()
+
+
+def thaw() -> None:
+    """Unfreeze the heap inherited from the agent and collect it all (the slow path)."""
+    gc.unfreeze()
+    settle()
 
 
 class Invariants:

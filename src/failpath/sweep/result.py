@@ -8,7 +8,7 @@ from typing import Any
 from failpath import __version__
 from failpath.stdlib._real import open, os
 from failpath.sweep.journal import Journal
-from failpath.sweep.outcome import BUG_CLASSES, OUTCOMES
+from failpath.sweep.records import BUG_CLASSES, OUTCOMES
 from failpath.sweep.units import reproducer
 
 SOURCE_LIMIT = 512 * 1024

@@ -46,7 +46,9 @@ def _agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[
     return {"root": root, "baseline": baseline, "strategy": settings["strategy"],
             "groups": settings["groups"], "coverage": settings["coverage"],
             "clean_errors": settings["clean_errors"], "memory_limit": settings["memory_limit"],
-            "timeout": settings["timeout"], "saturated": settings.get("_saturated", "")}
+            "timeout": settings["timeout"], "saturated": settings.get("_saturated", ""),
+            "include": settings["include"], "exclude": settings["exclude"],
+            "confirm": settings.get("confirm", True)}
 
 
 class Runner:

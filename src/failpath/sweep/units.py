@@ -23,9 +23,13 @@ def is_test_file(rel: str) -> bool:
 def in_scope(path: str, root: str, include: list[str], exclude: list[str]) -> bool:
     """Whether a call site in ``path`` may be injected.
 
-    Default scope: files under ``root`` that are not test code, never site-packages.
+    Default scope: files under ``root`` that are not test code, never site-packages, and
+    never code without a source file of its own (``<doctest ...>``, ``<string>``: the
+    ``-c`` bootstrap of a spawned interpreter, ``exec``'d text).
     ``include``/``exclude`` globs match the path relative to root (and the absolute path).
     """
+    if path.startswith("<"):
+        return False
     path = os.path.abspath(path)
     if any(fnmatch.fnmatch(path, g) for g in _NEVER):
         return False

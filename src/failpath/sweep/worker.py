@@ -7,7 +7,8 @@ from typing import Any
 
 from failpath.stdlib._real import open, os
 from failpath.sweep import channel
-from failpath.sweep.explore import Agent, AgentOptions, UnitSpec
+from failpath.sweep.explore import Agent, AgentOptions
+from failpath.sweep.records import Unit
 
 
 def _tmp_roots(session: Any) -> tuple[Any, Any]:
@@ -43,7 +44,7 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
         _baseline(agent, session, items)
     for entry in _plan_entries(options):
         item = items.get(entry["test"])
-        units = [UnitSpec.from_json(u) for u in entry["units"]]
+        units = [Unit.from_json(u) for u in entry["units"]]
         if item is None:
             for unit in units:
                 agent._report(unit, {"outcome": "unreached", "bug": False, "strategy": "none",
@@ -95,7 +96,7 @@ def _plan_entries(options: AgentOptions) -> Any:
 def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) -> None:
     """A subprocess unit: this interpreter is the child; run the unit and report."""
     assert options.unit is not None
-    unit = UnitSpec.from_json(options.unit)
+    unit = Unit.from_json(options.unit)
     item = items.get(unit.test)
     if item is None:
         channel.send(options.result_fd, {"outcome": "unreached", "bug": False,
@@ -123,7 +124,7 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
     hits = [h for h in agent.hits.values() if h.get("name") == "failpath.selfcheck"]
     if not hits:
         return {"type": "selfcheck", "ok": False, "detail": "a point hit was not counted"}
-    unit = UnitSpec("selfcheck", "<selfcheck>", hits[0]["tag"], 1, "transient", "raise")
+    unit = Unit("selfcheck", "<selfcheck>", hits[0]["tag"], 1, "transient", "raise")
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: fail the hit and say whether the marked fault arrived

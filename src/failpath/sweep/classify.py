@@ -1,0 +1,182 @@
+"""Classification: one function from a unit's evidence to its outcome, and every rule it uses.
+
+Each rule is a small function over frozen evidence (sweep/records.py) that returns the
+class it argues for and why, or None; :func:`classify` collects them and the class of
+highest precedence wins (records.OUTCOMES). docs/outcomes.md states each rule with an
+example; tests/test_classify.py tests each one alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from failpath.sweep.records import Evidence, ExcFacts, UnitResult, first
+
+Verdict = tuple[str, str]  # (outcome class, reason)
+
+#: Where a caught error has left the code under test: it was reported to someone else.
+_OUTSIDE = frozenset({"stdlib", "third-party", "thread", "doctest", "generated", "failpath"})
+
+
+def classify(ev: Evidence, strategy: str = "") -> UnitResult:
+    """The outcome of one unit's run and the reason for it.
+
+    A run that died is crashed or hung whatever else it shows; one whose fault never
+    took effect is unreached or absorbed; otherwise every rule speaks and the class of
+    highest precedence wins.
+    """
+    verdict = died(ev) or not_reached(ev)
+    if verdict is None:
+        verdicts = [v for rule in RULES if (v := rule(ev)) is not None]
+        verdicts.append(("recovered", "the test passed although the fault fired"))
+        outcome = first([c for c, _ in verdicts])
+        verdict = next(v for v in verdicts if v[0] == outcome)
+    outcome, reason = verdict
+    final = ev.final
+    handler = None
+    if ev.catch is not None and ev.catch.file is not None and ev.catch.where == "project":
+        handler = {"file": ev.catch.file, "line": ev.catch.line}
+    chain = final.chain if final is not None else ()
+    for end in ev.spawned.ends if ev.spawned is not None else ():
+        if end.get("uncaught"):
+            chain += (f"in child {end.get('pid')}: {end['uncaught']}",)
+        if handler is None and end.get("handler"):
+            handler = {"file": end["handler"]["file"], "line": end["handler"]["line"]}
+    return UnitResult(outcome, reason, strategy, error=ev.injected,
+                      final=final.text if final is not None else ev.exit, chain=chain,
+                      traceback=final.traceback if final is not None else None,
+                      handler=handler, leaks=ev.leaks, invariant=ev.invariant)
+
+
+# -- the rules -----------------------------------------------------------------------------
+def not_reached(ev: Evidence) -> Verdict | None:
+    """The planned hit never came (or its fault could not be realised there)."""
+    if ev.inapplicable:
+        return "unreached", ev.inapplicable
+    if ev.absorbed:
+        return "absorbed", "the site is effectively NOFAIL: the failure was retried away"
+    if not ev.fired and not (ev.spawned and ev.spawned.fired):
+        return "unreached", "the planned hit did not come in this run"
+    return None
+
+
+def died(ev: Evidence) -> Verdict | None:
+    """The unit's process (or a child interpreter that took the fault) crashed or hung."""
+    if ev.status in ("crashed", "hung"):
+        return ev.status, ev.exit or ev.status
+    if ev.spawned is not None and ev.spawned.crashed:
+        return "crashed", (f"child interpreter {ev.spawned.crashed[0]} died after the fault "
+                           "without exiting normally")
+    return None
+
+
+def failed(ev: Evidence) -> Verdict | None:
+    """The test failed: was that the injected error reported cleanly, or a bug?"""
+    if ev.status != "failed" or not ev.fired:
+        return None
+    if ev.final is None:
+        return "mishandled", "the test failed without an exception"
+    return _failure(ev, ev.final)
+
+
+def _failure(ev: Evidence, final: ExcFacts) -> Verdict:
+    if final.clean_type:
+        return "propagated", f"{final.type} is declared a clean error (--clean-errors)"
+    if final.memory_error and ev.point_cls.startswith("memory"):
+        return "propagated", "a failed allocation was passed on as MemoryError"
+    if final.programming_error and final.raised_in == "project":
+        return "mishandled", f"{final.type} raised in the project while handling the fault"
+    if final.hides_kind:
+        return "mishandled", (f"the injected {ev.injected} was reported as {final.type}, "
+                              "which names another kind of failure")
+    if final.is_injected or final.via_cause:
+        return "propagated", "the injected error reached the test (or was raised from it)"
+    if final.via_context and final.raised_in == "project":
+        if final.programming_error:
+            return "mishandled", f"{final.type} raised in the project while handling the fault"
+        return "propagated", f"the project translated the injected error into {final.type}"
+    return _reported(ev, final) or _wrong_state(ev, final)
+
+
+def _reported(ev: Evidence, final: ExcFacts) -> Verdict | None:
+    """The test failed only because the error, once out of the project, was reported to it."""
+    if final.names_caught_error:
+        return "propagated", "the test asserted on the injected error it caught"
+    if final.mentions_injected:
+        return "reported", "the test's failure quotes the injected error: it was told"
+    catch = ev.catch
+    if catch is None:
+        return None
+    if catch.where in _OUTSIDE:
+        return "reported", (f"the injected error left the project (caught in {catch.where} "
+                            f"code at {catch.file}:{catch.line}); the test saw it reported")
+    if catch.where == "project" and catch.exits:
+        return "reported", (f"the project's handler at {catch.file}:{catch.line} turned the "
+                            "error into a result the test did not expect")
+    return None
+
+
+def _wrong_state(ev: Evidence, final: ExcFacts) -> Verdict:
+    catch = ev.catch
+    if catch is not None and catch.where == "project" and catch.empty and ev.release:
+        return "swallowed", (f"a failed release, ignored on purpose at {catch.file}:"
+                             f"{catch.line}, left what the test checks for")
+    if final.via_context:
+        return "mishandled", f"{final.type} raised while handling the injected error"
+    where = f" at {catch.file}:{catch.line}" if catch is not None and catch.file else ""
+    return "mishandled", (f"the test then failed ({final.text}): wrong state after the "
+                          f"error was handled{where}")
+
+
+def skipped(ev: Evidence) -> Verdict | None:
+    """A test that skips itself on the error reports it."""
+    if ev.status == "skipped" and ev.fired:
+        return "propagated", "the test skipped itself on the error"
+    return None
+
+
+def inconsistent(ev: Evidence) -> Verdict | None:
+    """A recovery check (failpath_invariant) failed after the fault."""
+    if ev.invariant:
+        return "inconsistent", ev.invariant
+    return None
+
+
+def leaked(ev: Evidence) -> Verdict | None:
+    """Something is still held after everything was released and collected."""
+    if ev.leaks and ev.fired:
+        return "leaked", "; ".join(ev.leaks[:3])
+    return None
+
+
+def swallowed(ev: Evidence) -> Verdict | None:
+    """The test passed; the project's handler threw the error away without a trace."""
+    catch = ev.catch
+    if ev.status == "passed" and catch is not None and catch.where == "project" and \
+            catch.empty and not ev.retried:
+        return "swallowed", f"discarded by the empty handler at {catch.file}:{catch.line}"
+    return None
+
+
+def in_children(ev: Evidence) -> Verdict | None:
+    """The fault fired in a child interpreter: its own report decides, with the test's."""
+    sp = ev.spawned
+    if sp is None or not sp.fired or ev.fired:
+        return None
+    if sp.absorbed:
+        return "absorbed", "the child interpreter's site is effectively NOFAIL"
+    if ev.status == "failed":
+        clean = bool(sp.ends) and all(e.get("clean") for e in sp.ends)
+        if clean:
+            return "propagated", "the child interpreter failed cleanly with the error"
+        return "mishandled", "the child interpreter failed with another error"
+    if ev.status == "skipped":
+        return "propagated", "the test skipped itself on the child's error"
+    if any((e.get("handler") or {}).get("empty") for e in sp.ends):
+        return "swallowed", "a child interpreter discarded the error in an empty handler"
+    return "recovered", "the test passed although the fault fired in a child interpreter"
+
+
+#: The rules for a run whose fault took effect, in no particular order (precedence decides).
+RULES: tuple[Callable[[Evidence], Verdict | None], ...] = (
+    failed, skipped, inconsistent, leaked, swallowed, in_children)
