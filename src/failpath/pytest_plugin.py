@@ -12,6 +12,7 @@ import pytest
 
 _AGENT = pytest.StashKey[Any]()
 _EXC = pytest.StashKey[dict[str, BaseException]]()
+_GLOBS = pytest.StashKey[dict[str, Any]]()
 _current_agent: Any = None
 
 
@@ -127,9 +128,24 @@ def _start_agent(config: pytest.Config, raw: dict[str, Any]) -> None:
     config.pluginmanager.register(_AgentPlugin(agent, options), "failpath-agent")
 
 
+def _fresh_doctest_globals(item: pytest.Item) -> None:
+    """A doctest clears its globals when it has run; an agent runs each item many times."""
+    dtest = getattr(item, "dtest", None)
+    globs = getattr(dtest, "globs", None)
+    if not isinstance(globs, dict):
+        return
+    saved = item.stash.get(_GLOBS, None)
+    if saved is None:
+        item.stash[_GLOBS] = dict(globs)
+    else:
+        globs.clear()
+        globs.update(saved)
+
+
 def _run_item(item: pytest.Item) -> dict[str, Any]:
     from _pytest.runner import runtestprotocol
 
+    _fresh_doctest_globals(item)
     item.stash[_EXC] = {}
     reports = runtestprotocol(item, nextitem=None, log=False)
     status, exc, longrepr = "passed", None, None
@@ -177,9 +193,9 @@ class _ReproducerPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        from failpath.sweep import oracles
-
         import threading
+
+        from failpath.sweep import oracles
 
         self.before, self.failed = oracles.Resources.now(), None
         self.threads = {t.ident for t in threading.enumerate() if t.ident}

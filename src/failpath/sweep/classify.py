@@ -165,6 +165,10 @@ def in_children(ev: Evidence) -> Verdict | None:
         return None
     if sp.absorbed:
         return "absorbed", "the child interpreter's site is effectively NOFAIL"
+    final = ev.final
+    if ev.status == "failed" and final is not None and (
+            final.is_injected or final.via_cause or final.via_context):
+        return _failure(ev, final)  # the error came back to the test (a pool, a pipe)
     if ev.status == "failed":
         clean = bool(sp.ends) and all(e.get("clean") for e in sp.ends)
         if clean:

@@ -27,6 +27,7 @@ class AgentProc:
     log: IO[bytes]
     mark: str = ""
     current_test: str | None = None
+    closed: bool = False
     finished: bool = False
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -51,12 +52,12 @@ class AgentProc:
             lifeline.end(self.mark)
 
     def close(self) -> None:
-        """Release the pipes and the log."""
+        """Release the pipes and the log (once: a second close could hit a reused fd)."""
+        if self.closed:
+            return
+        self.closed = True
         for fd in (self.reader.fd, self.command_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                continue  # closed already
+            os.close(fd)
         self.log.close()
 
 

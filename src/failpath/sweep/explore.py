@@ -23,7 +23,7 @@ from typing import Any
 
 from failpath import _state
 from failpath.actions import Action
-from failpath.points import Fault, Hit
+from failpath.points import Fault, Hit, make_error, mark
 from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
 from failpath.sweep import channel, children, evidence, isolation, lifeline, oracles
 from failpath.sweep.classify import classify
@@ -126,6 +126,20 @@ def reset_at_fork_held() -> bool:
     futures = sys.modules.get("concurrent.futures.thread")
     shutdown = getattr(futures, "_global_shutdown_lock", None)
     return bool(shutdown is not None and shutdown.locked())
+
+
+def _own_resource_tracker() -> None:
+    """Let a unit's child start a multiprocessing resource tracker of its own.
+
+    The agent's tracker is one process fed by one pipe; a child killed at its unit's end
+    while writing to it would leave half a command there, and every later spawn of the
+    agent's tests would fail. The child's own tracker lives and dies in its process group.
+    """
+    module = sys.modules.get("multiprocessing.resource_tracker")
+    tracker = getattr(module, "_resource_tracker", None)
+    if tracker is not None and getattr(tracker, "_fd", None) is not None:
+        tracker._fd = None
+        tracker._pid = None
 
 
 def _vm_bytes() -> int:
@@ -276,6 +290,11 @@ class Agent:
         fault = child.action.perform(hit)
         if fault is None:
             return None
+        if fault.kind == "short" and fault.exc is None and hit.error is not None:
+            # The error a buffered write raises after its short transfer: made here, so
+            # the child knows where it is caught (a raw write just returns short).
+            exc = mark(make_error(hit.error, hit), hit, f"short({fault.value})")
+            fault = Fault("short", exc, fault.value)
         if fault.exc is not None:
             child.injected = fault.exc
             child.error = describe(fault.exc)
@@ -397,6 +416,7 @@ class Agent:
         except OSError:
             pass  # already a group leader (subprocess started with a new session)
         limit_memory(self.options.memory_limit)
+        _own_resource_tracker()
         action = parse_chain(unit.action).tasks[0].action
         self.child = ChildState(unit, result_fd, os.getpid(), strategy, action)
         self.child_report = children.arm(unit.to_json(), self.options.groups,

@@ -37,6 +37,9 @@ def unit_entry(unit: dict[str, Any], res: dict[str, Any], root: str) -> dict[str
         "output": res.get("output", ""), "reproducer": reproducer(unit),
         "strategy": res.get("strategy"), "duration_s": round(float(res.get("duration_s",
                                                                        0.0)), 4),
+        "reason": res.get("reason"), "confirmed": res.get("confirmed"),
+        "disagreement": res.get("disagreement"), "restore_error": res.get("restore_error"),
+        "untrusted_writes": res.get("untrusted_writes"),
     }
 
 

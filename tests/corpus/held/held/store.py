@@ -1,0 +1,31 @@
+"""Objects that hold files: the test's to close, or released with a half-built object."""
+
+from __future__ import annotations
+
+import zipfile
+
+
+class Store:
+    """An append log held open until close(), as document stores are."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "a")
+
+    def put(self, text: str) -> None:
+        self.fh.write(text)
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class Archive:
+    """Opens its zip, then reads its index: a failed read leaves a half-built object."""
+
+    def __init__(self, path: str, index: str) -> None:
+        self.zf = zipfile.ZipFile(path, "a")
+        with open(index) as fh:
+            self.names = fh.read().split()
+
+    def close(self) -> None:
+        self.zf.close()
