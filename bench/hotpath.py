@@ -5,6 +5,8 @@ Usage::
     python bench/hotpath.py            # full run (about a minute)
     python bench/hotpath.py --quick    # a few seconds; numbers are rough
     python bench/hotpath.py --strict   # exit 1 when a goal is missed
+    python bench/hotpath.py --armed    # every case with a never-injecting hook installed
+                                       # (what a sweep's baseline run pays); no goals
 
 Every case is timed with :mod:`timeit` in each round, the cases interleaved, so drift of a
 shared machine hits all of them alike. A case's ratio is taken against the bare call of
@@ -112,8 +114,73 @@ def _stdlib_cases(ns: dict[str, object], cleanup: list[Callable[[], None]]) -> l
         Case("real os.fsync(fd)", "real_fsync(fd)", base="", note=f"a file on {where}",
              scale=10),
         Case("instrumented os.fsync(fd)", "instrumented_fsync(fd)", base="real os.fsync(fd)",
-             note="install(['files']), disarmed", scale=10),
+             note="install(['files'])", scale=10),
     ]
+    try:
+        cases += _new_point_cases(ns, cleanup, fd, path)
+    except Exception as exc:  # never fail the core benchmark over the newer points
+        print(f"skip: newer stdlib points: {type(exc).__name__}: {exc}")
+    return cases
+
+
+#: (label, real statement, instrumented statement, scale): the newer files-group points,
+#: each timed against the real call on the same arguments. ``{r}`` / ``{i}`` are the real and
+#: the instrumented function (``{r2}`` / ``{i2}`` a second pair, for close after dup).
+_NEW_POINTS: list[tuple[str, str, str, str, int]] = [
+    ("os.stat(path)", "os.stat", "{r}(path)", "", 10),
+    ("os.lstat(path)", "os.lstat", "{r}(path)", "", 10),
+    ("os.fstat(fd)", "os.fstat", "{r}(fd)", "", 10),
+    ("os.readlink(link)", "os.readlink", "{r}(link)", "", 10),
+    ("os.chmod(path, 0o600)", "os.chmod", "{r}(path, 0o600)", "", 10),
+    ("os.utime(path)", "os.utime", "{r}(path)", "", 10),
+    ("os.listdir(dir)", "os.listdir", "{r}(folder)", "", 10),
+    ("os.scandir(dir).close()", "os.scandir", "{r}(folder).close()", "", 10),
+    ("list(os.walk(dir))", "os.walk", "list({r}(folder))", "", 100),
+    ("glob.glob(dir/*)", "glob.glob", "{r}(pattern)", "", 100),
+    ("fcntl.flock(fd, LOCK_UN)", "fcntl.flock", "{r}(fd, 8)", "", 10),
+    ("fcntl.fcntl(fd, F_GETFL)", "fcntl.fcntl", "{r}(fd, 3)", "", 10),
+    ("os.dup(fd) + os.close", "os.dup", "{r2}({r}(fd))", "os.close", 10),
+    ("mmap.mmap(-1, 4096).close()", "mmap.mmap", "{r}(-1, 4096).close()", "", 10),
+]
+
+
+def _new_point_cases(ns: dict[str, object], cleanup: list[Callable[[], None]], fd: int,
+                     path: str) -> list[Case]:
+    """Each newer instrumented call, disarmed, against the real function (same arguments)."""
+    import inspect
+
+    from failpath import stdlib
+    from failpath.stdlib import _real
+
+    def real(name: str) -> object:
+        # each replacement wraps the original (functools.wraps); mmap's is a subclass
+        return _real.RealMmap if name == "mmap.mmap" else inspect.unwrap(
+            stdlib.instrumented(name))
+
+    folder = tempfile.mkdtemp(prefix="failpath-bench-", dir=os.path.dirname(path))
+    cleanup.append(lambda: _real.shutil.rmtree(folder))
+    os.mkdir(os.path.join(folder, "sub"))
+    for name in ("a", "b", os.path.join("sub", "c")):
+        with _real.real_open(os.path.join(folder, name), "w"):
+            pass
+    link = os.path.join(folder, "link")
+    _real.real_os_symlink(path, link)
+    ns.update(path=path, link=link, folder=folder, pattern=os.path.join(folder, "*"), fd=fd)
+    cases: list[Case] = []
+    for label, name, stmt, second, scale in _NEW_POINTS:
+        key = name.replace(".", "_")
+        ns[f"real_{key}"], ns[f"inst_{key}"] = real(name), stdlib.instrumented(name)
+        r2 = i2 = ""
+        if second:
+            key2 = second.replace(".", "_")
+            ns[f"real_{key2}"], ns[f"inst_{key2}"] = real(second), stdlib.instrumented(second)
+            r2, i2 = f"real_{key2}", f"inst_{key2}"
+        real_label = f"real {label}"
+        cases += [
+            Case(real_label, stmt.format(r=f"real_{key}", r2=r2), base="", scale=scale),
+            Case(f"instrumented {label}", stmt.format(r=f"inst_{key}", r2=i2),
+                 base=real_label, scale=scale),
+        ]
     return cases
 
 
@@ -159,20 +226,25 @@ def _ratios(case: Case, by_label: dict[str, Case], loop: Case | None) -> tuple[f
     return gross, net
 
 
-def _report(cases: list[Case]) -> bool:
+def _never(hit: object) -> None:
+    """The armed cases' hook: it sees the hit and never injects."""
+    return None
+
+
+def _report(cases: list[Case], goals: bool = True) -> bool:
     by_label = {c.label: c for c in cases}
     loop = by_label.get("empty loop")
-    print(f"\n{'case':28s} {'median ns':>10s} {'min ns':>8s}  {'ratio (gross / net)':>20s}  "
+    print(f"\n{'case':40s} {'median ns':>10s} {'min ns':>8s}  {'ratio (gross / net)':>20s}  "
           "goal")
     ok = True
     for case in cases:
         med = statistics.median(case.times) * 1e9
         low = min(case.times) * 1e9
-        line = f"{case.label:28s} {med:10.1f} {low:8.1f}"
+        line = f"{case.label:40s} {med:10.1f} {low:8.1f}"
         if case.base:
             gross, net = _ratios(case, by_label, loop)
             line += f"  {gross:8.2f}x / {net:5.2f}x vs {case.base}"
-            goal = GOALS.get(case.label)
+            goal = GOALS.get(case.label) if goals else None
             if goal is not None:
                 verdict = "PASS" if gross <= goal else "MISS"
                 ok = ok and verdict == "PASS"
@@ -190,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds per case (default 25; quick 3)")
     parser.add_argument("--number", type=int, help="calls per timing (default 400000)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument("--armed", action="store_true",
+                        help="time every case armed, with a hook that never injects (no goals)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 25)
     number = args.number or (20_000 if args.quick else 400_000)
@@ -204,11 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     cleanup: list[Callable[[], None]] = []
     try:
         cases = _core_cases(ns) + _stdlib_cases(ns, cleanup) + _alloc_cases(ns)
+        if args.armed:
+            print("armed: a hook that never injects sees every hit (a sweep's baseline)")
+            _state.add_hook(_never)
+            cleanup.insert(0, lambda: _state.remove_hook(_never))
         _measure(cases, ns, rounds, number)
     finally:
         for undo in cleanup:
             undo()
-    ok = _report(cases)
+    ok = _report(cases, goals=not args.armed)
     print("\nall goals met" if ok else "\ngoal missed (see MISS above)")
     return 1 if args.strict and not ok else 0
 

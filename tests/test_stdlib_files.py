@@ -78,14 +78,35 @@ def test_open_behaves_like_io_open(tmp_path: Path) -> None:
     assert caught[0].category is RuntimeWarning and caught[0].filename == __file__
 
 
-def test_open_default_error_is_eacces_with_the_filename(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["r", "w", "a+", "xb"])
+def test_open_default_error_is_emfile_with_the_filename(tmp_path: Path, mode: str) -> None:
     path = tmp_path / "f"
-    with failpath.inject("name open"), pytest.raises(PermissionError) as info:
-        open(path, "w")
-    assert info.value.errno == errno.EACCES
-    assert info.value.strerror == os.strerror(errno.EACCES)
-    assert info.value.filename == str(path)
-    assert not path.exists()  # raise: the operation did not happen
+    if mode == "r":
+        path.write_text("x")
+    with failpath.inject("name open"), pytest.raises(OSError) as info:
+        open(path, mode)
+    assert type(info.value) is OSError and info.value.errno == errno.EMFILE
+    assert info.value.strerror == os.strerror(errno.EMFILE)
+    assert info.value.filename == str(path) and info.value.filename2 is None
+    assert path.exists() == (mode == "r")  # raise: the operation did not happen
+
+
+def test_open_names_the_file_as_cpython_does(tmp_path: Path) -> None:
+    # io.open turns a Path into its str; bytes stay bytes; a descriptor is not named.
+    path = tmp_path / "f"
+    path.write_text("x")
+    for given, named in ((path, str(path)), (os.fsencode(path), os.fsencode(path))):
+        with failpath.inject("name open"), pytest.raises(OSError) as info:
+            open(given)
+        assert info.value.filename == named and type(info.value.filename) is type(named)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with failpath.inject("name open"), pytest.raises(OSError) as info:
+            open(fd, closefd=False)
+        # open(fd) takes no descriptor: only its fstat can fail, with no name.
+        assert (info.value.errno, info.value.filename) == (errno.ENOMEM, None)
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("code", ["ENOENT", "EMFILE"])
@@ -98,17 +119,17 @@ def test_open_raises_other_errnos_on_request(tmp_path: Path, code: str) -> None:
 
 
 def test_open_raise_after_creates_the_file_and_leaks_no_descriptor(tmp_path: Path) -> None:
-    with failpath.inject("name open", action="raise_after"), pytest.raises(PermissionError):
+    with failpath.inject("name open", action="raise_after"), pytest.raises(OSError):
         open(tmp_path / "f", "w")
     assert (tmp_path / "f").exists()
 
 
-def test_write_default_error_is_enospc(tmp_path: Path) -> None:
+def test_write_default_error_is_enospc_naming_no_file(tmp_path: Path) -> None:
     with open(tmp_path / "f", "wb") as f:
         with failpath.inject("name file.write"), pytest.raises(OSError) as info:
             f.write(b"data")
     assert (info.value.errno, info.value.strerror) == (errno.ENOSPC, os.strerror(errno.ENOSPC))
-    assert info.value.filename == str(tmp_path / "f")
+    assert info.value.filename is None  # CPython raises file-object errors from the fd
     assert (tmp_path / "f").read_bytes() == b""
     assert failpath.injection_of(info.value) is not None
 
@@ -181,7 +202,7 @@ def test_read_default_error_is_eio(tmp_path: Path) -> None:
     with open(tmp_path / "f") as f:
         with failpath.inject("name file.read"), pytest.raises(OSError) as info:
             f.readline()
-        assert info.value.errno == errno.EIO
+        assert info.value.errno == errno.EIO and info.value.filename is None
         assert info.value.strerror == os.strerror(errno.EIO)
         assert f.read() == "x\ny\n"  # nothing was consumed
 
@@ -220,11 +241,50 @@ def test_operations_the_file_cannot_do_keep_their_own_errors(tmp_path: Path) -> 
 
 
 def test_pathlib_and_fdopen_go_through_instrumented_open(tmp_path: Path) -> None:
-    with failpath.inject("name open"), pytest.raises(PermissionError):
+    with failpath.inject("name open"), pytest.raises(OSError) as info:
         (tmp_path / "f").write_text("x")
+    assert info.value.filename == str(tmp_path / "f")
     fd = os.open(tmp_path / "g", os.O_WRONLY | os.O_CREAT)
     with os.fdopen(fd, "w") as f:
         assert isinstance(f, fileobj.TextIOWrapper)
+
+
+def test_fdopen_is_one_point_of_its_own_and_leaves_the_descriptor_open(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "g", os.O_RDWR | os.O_CREAT)
+    with failpath.inject("name os.fdopen") as rule, pytest.raises(OSError) as info:
+        os.fdopen(fd)
+    assert (info.value.errno, info.value.filename, rule.hits) == (errno.ENOMEM, None, 1)
+    os.fstat(fd)  # still open: the caller must close it, as after a real failure
+    with failpath.inject("*", action="off") as rule:
+        with os.fdopen(fd, "w") as f:
+            assert isinstance(f, fileobj.TextIOWrapper)
+    assert rule.hits == 2  # fdopen (not the open inside) and the close
+    fd = os.open(tmp_path / "g", os.O_RDONLY)
+    with failpath.inject("name os.fdopen", action="raise_after"), pytest.raises(OSError):
+        os.fdopen(fd)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)  # a late failure: io.open closed the file it built
+
+
+def test_device_writes_are_not_points(tmp_path: Path) -> None:
+    with failpath.inject("name file.*") as rule:
+        with open(os.devnull, "w") as null:
+            null.write("x")
+            null.flush()
+    assert rule.hits == 0  # /dev/null never fails, and neither does closing it
+
+
+def test_pipe_writes_fail_with_epipe_and_pipe_reads_do_not_fail() -> None:
+    r, w = os.pipe()
+    with open(r, "rb") as reader, open(w, "wb") as writer:
+        with failpath.inject("name file.write"), pytest.raises(BrokenPipeError) as info:
+            writer.write(b"x")
+        assert info.value.errno == errno.EPIPE and info.value.filename is None
+        writer.write(b"y")
+        writer.flush()
+        with failpath.inject("name file.read") as rule:
+            assert reader.read(1) == b"y"
+        assert rule.hits == 0
 
 
 def test_disarmed_file_objects_pass_through(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import fcntl
+import glob
 import io
+import mmap
 import os
 import pathlib
 import shutil
@@ -29,7 +32,16 @@ ORIGINALS = {
     (socket, "create_connection"): socket.create_connection,
     (sqlite3, "connect"): sqlite3.connect, (subprocess, "run"): subprocess.run,
     (subprocess, "Popen"): subprocess.Popen, (socket.socket, "accept"): socket.socket.accept,
+    **{(os, name): getattr(os, name) for name in (
+        "stat", "lstat", "fstat", "readlink", "link", "symlink", "chmod", "fchmod", "chown",
+        "utime", "listdir", "scandir", "walk", "dup", "dup2", "pipe", "fdopen")},
+    **{(shutil, name): getattr(shutil, name) for name in (
+        "copy2", "copymode", "copystat", "rmtree")},
+    (glob, "glob"): glob.glob, (glob, "iglob"): glob.iglob, (fcntl, "flock"): fcntl.flock,
+    (fcntl, "lockf"): fcntl.lockf, (fcntl, "fcntl"): fcntl.fcntl, (mmap, "mmap"): mmap.mmap,
 }
+SUPPORTS = {name: set(getattr(os, name)) for name in (
+    "supports_fd", "supports_dir_fd", "supports_follow_symlinks", "supports_effective_ids")}
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +60,18 @@ def test_uninstall_restores_the_exact_originals() -> None:
     if sys.version_info < (3, 11):  # 3.10's pathlib bound these at import; patched too
         accessor = vars(pathlib._NormalAccessor)  # type: ignore[attr-defined]
         assert accessor["open"] is io.open and accessor["unlink"] is os.unlink
+        for name in ("stat", "listdir", "scandir", "chmod", "link", "symlink", "readlink"):
+            assert accessor[name] is getattr(os, name), name
     assert fstd.installed() == ()
+
+
+def test_instrumented_functions_join_os_capability_sets_while_installed() -> None:
+    with fstd.install("files"):
+        assert os.stat in os.supports_fd and os.stat in os.supports_dir_fd
+        assert os.utime in os.supports_follow_symlinks and os.open in os.supports_dir_fd
+        assert ORIGINALS[(os, "stat")] in os.supports_fd
+    for name, before in SUPPORTS.items():
+        assert getattr(os, name) == before, name  # exactly what was there, nothing more
 
 
 def test_install_returns_a_handle_and_installed_lists_groups() -> None:

@@ -113,9 +113,12 @@ def test_read_and_close(fd: int) -> None:
 
 def test_os_open_default_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "new"
-    with failpath.inject("name os.open"), pytest.raises(PermissionError) as info:
+    with failpath.inject("name os.open"), pytest.raises(OSError) as info:
         os.open(path, os.O_WRONLY | os.O_CREAT)
-    expect(info.value, errno.EACCES, str(path))
+    expect(info.value, errno.EMFILE, str(path))
+    with failpath.inject("name os.open"), pytest.raises(OSError) as info:
+        os.open(os.fsencode(path), os.O_RDONLY)
+    expect(info.value, errno.EMFILE, os.fsencode(path))
     assert not path.exists()
     with failpath.inject("name os.open", action="raise(ENOENT)"), \
             pytest.raises(FileNotFoundError) as missing:
@@ -124,13 +127,17 @@ def test_os_open_default_error_names_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["rename", "replace"])
-def test_rename_defaults_to_exdev_with_both_names(tmp_path: Path, name: str) -> None:
+def test_rename_defaults_to_enospc_with_both_names(tmp_path: Path, name: str) -> None:
     src, dst = tmp_path / "a", tmp_path / "b"
     src.write_text("x")
     with failpath.inject(f"name os.{name}"), pytest.raises(OSError) as info:
         getattr(os, name)(src, dst)
-    expect(info.value, errno.EXDEV, str(src))
+    expect(info.value, errno.ENOSPC, str(src))
     assert info.value.filename2 == str(dst)
+    with failpath.inject(f"name os.{name}", action="raise(ENOTEMPTY)"), \
+            pytest.raises(OSError) as info:
+        getattr(os, name)(src, dst)
+    assert (info.value.filename, info.value.filename2) == (str(src), str(dst))
     assert src.exists() and not dst.exists()
     with failpath.inject(f"name os.{name}", action="raise_after"), pytest.raises(OSError):
         getattr(os, name)(src, dst)
@@ -138,12 +145,12 @@ def test_rename_defaults_to_exdev_with_both_names(tmp_path: Path, name: str) -> 
 
 
 PATH_OPS: list[tuple[str, Callable[[Path], Any], int, bool]] = [
-    ("unlink", lambda p: os.unlink(p), errno.EACCES, True),
-    ("remove", lambda p: os.remove(p), errno.EACCES, True),
-    ("mkdir", lambda p: os.mkdir(p), errno.EACCES, False),
-    ("makedirs", lambda p: os.makedirs(p), errno.EACCES, False),
-    ("rmdir", lambda p: os.rmdir(p), errno.EACCES, True),
-    ("truncate", lambda p: os.truncate(p, 0), errno.EACCES, True),
+    ("unlink", lambda p: os.unlink(p), errno.EIO, True),
+    ("remove", lambda p: os.remove(p), errno.EIO, True),
+    ("mkdir", lambda p: os.mkdir(p), errno.ENOSPC, False),
+    ("makedirs", lambda p: os.makedirs(p), errno.ENOSPC, False),
+    ("rmdir", lambda p: os.rmdir(p), errno.EIO, True),
+    ("truncate", lambda p: os.truncate(p, 0), errno.EIO, True),
 ]
 
 
@@ -184,19 +191,30 @@ def test_makedirs_is_one_point(tmp_path: Path) -> None:
     assert rule.hits == 1
 
 
+def test_makedirs_names_the_first_directory_it_would_create(tmp_path: Path) -> None:
+    # as its first mkdir fails: the topmost missing directory, as os.path.split leaves it
+    for given, named in ((tmp_path / "a" / "b", str(tmp_path / "a")),
+                         (os.fsencode(tmp_path / "a" / "b"), os.fsencode(tmp_path / "a")),
+                         (tmp_path / "c", str(tmp_path / "c"))):
+        with failpath.inject("name os.makedirs"), pytest.raises(OSError) as info:
+            os.makedirs(given)
+        expect(info.value, errno.ENOSPC, named)
+
+
 def test_ftruncate_defaults_to_eio(fd: int) -> None:
     with failpath.inject("name os.ftruncate"), pytest.raises(OSError) as info:
         os.ftruncate(fd, 0)
     expect(info.value, errno.EIO)
 
 
-@pytest.mark.parametrize("name", ["copyfile", "copy", "move"])
-def test_shutil_defaults_to_enospc_at_the_destination(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["copyfile", "copy", "copy2", "move"])
+def test_shutil_defaults_to_enospc_naming_both_files(tmp_path: Path, name: str) -> None:
     src, dst = tmp_path / "a", tmp_path / "b"
     src.write_text("x")
     with failpath.inject(f"name shutil.{name}"), pytest.raises(OSError) as info:
         getattr(shutil, name)(src, dst)
-    expect(info.value, errno.ENOSPC, str(dst))
+    expect(info.value, errno.ENOSPC, str(src))  # as shutil's sendfile loop names them
+    assert info.value.filename2 == str(dst) and info.value.__suppress_context__
     assert not dst.exists()
     with failpath.inject("*", action="off") as rule:
         getattr(shutil, name)(src, dst)
@@ -209,14 +227,18 @@ def test_shutil_copy_into_a_directory_names_the_final_file(tmp_path: Path) -> No
     (tmp_path / "d").mkdir()
     with failpath.inject("name shutil.copy"), pytest.raises(OSError) as info:
         shutil.copy(tmp_path / "a", tmp_path / "d")
-    assert info.value.filename == str(tmp_path / "d" / "a")
+    assert info.value.filename2 == str(tmp_path / "d" / "a")
 
 
 def test_mkstemp_and_named_temporary_file(tmp_path: Path) -> None:
-    with failpath.inject("name tempfile.mkstemp"), pytest.raises(PermissionError) as info:
-        tempfile.mkstemp(dir=tmp_path)
-    expect(info.value, errno.EACCES, str(tmp_path))
-    with failpath.inject("name tempfile.NamedTemporaryFile"), pytest.raises(PermissionError):
+    with failpath.inject("name tempfile.mkstemp"), pytest.raises(OSError) as info:
+        tempfile.mkstemp(dir=tmp_path, prefix="p-", suffix=".s")
+    # the name of the file it tried, as mkstemp's failing os.open reports it
+    name = info.value.filename
+    expect(info.value, errno.ENOSPC, name)
+    assert os.path.dirname(name) == str(tmp_path)
+    assert os.path.basename(name).startswith("p-") and name.endswith(".s")
+    with failpath.inject("name tempfile.NamedTemporaryFile"), pytest.raises(OSError):
         tempfile.NamedTemporaryFile(dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     with failpath.inject("name tempfile.*", action="off") as rule:
@@ -231,7 +253,27 @@ def test_named_temporary_file_writes_are_file_points(tmp_path: Path) -> None:
     with tempfile.NamedTemporaryFile(dir=tmp_path) as tmp:
         with failpath.inject("name file.write"), pytest.raises(OSError) as info:
             tmp.write(b"x")
-    expect(info.value, errno.ENOSPC, tmp.name)
+    expect(info.value, errno.ENOSPC)
+
+
+def test_descriptor_kinds_decide_what_fails(tmp_path: Path) -> None:
+    null = os.open(os.devnull, os.O_WRONLY)
+    r, w = os.pipe()
+    os.write(w, b"y")
+    try:
+        with failpath.inject("name os.*") as rule:
+            assert os.write(null, b"x") == 1  # /dev/null: not a point
+            with pytest.raises(OSError) as info:
+                os.fsync(null)  # a device: the real EINVAL, not an injected error
+            assert info.value.errno == errno.EINVAL and failpath.injection_of(info.value) is None
+            with pytest.raises(BrokenPipeError):
+                os.write(w, b"x")
+            assert os.read(r, 1) == b"y"  # a pipe read does not fail
+            os.close(null)
+        assert rule.hits == 1  # only the pipe write
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_disarmed_os_calls_are_passthrough(fd: int) -> None:

@@ -68,7 +68,7 @@ def test_dir_fd_relative_paths_are_resolved(tmp_path: Path) -> None:
 
 
 def test_recorded_before_the_point_fires(tmp_path: Path) -> None:
-    with recorder, failpath.inject("name open"), pytest.raises(PermissionError):
+    with recorder, failpath.inject("name open"), pytest.raises(OSError):
         open(tmp_path / "f", "w")
     assert recorder.take() == {str(tmp_path / "f")}
     assert recorder.paths == frozenset()
@@ -86,3 +86,31 @@ def test_starts_nest(tmp_path: Path) -> None:
     recorder.stop()
     assert not is_active()
     assert "stopped" in repr(recorder)
+
+
+def test_records_links_metadata_changes_trees_and_copies(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.write_text("x")
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    for name in ("m1", "m2", "m3", "m4", "c3", "c4"):
+        (tmp_path / name).write_text("y")
+    fd = os.open(tmp_path / "m4", os.O_RDONLY)  # opened for reading: not recorded by open
+    recorder.start()
+    try:
+        os.link(src, tmp_path / "hard")
+        os.symlink("src", tmp_path / "soft")
+        os.chmod(tmp_path / "m1", 0o600)
+        os.chown(tmp_path / "m2", os.getuid(), os.getgid())
+        os.utime(tmp_path / "m3")
+        os.fchmod(fd, 0o600)
+        shutil.copy2(src, tmp_path / "c2")
+        shutil.copymode(src, tmp_path / "c3")
+        shutil.copystat(src, tmp_path / "c4")
+        shutil.rmtree(tmp_path / "tree")
+        os.stat(src)  # reading metadata, listing and locking are not writes
+        os.listdir(tmp_path)
+    finally:
+        recorder.stop()
+        os.close(fd)
+    expected = {"hard", "soft", "m1", "m2", "m3", "m4", "c2", "c3", "c4", "tree"}
+    assert {str(tmp_path / e) for e in expected} == set(recorder.paths)

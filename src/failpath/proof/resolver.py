@@ -287,6 +287,16 @@ class ModuleScanner(ast.NodeVisitor):
     visit_With = _visit_with
     visit_AsyncWith = _visit_with
 
+    def _visit_for(self, node: ast.For | ast.AsyncFor) -> None:
+        iterated = catalog.ITERATED.get(self.kind_of(node.iter) or "")
+        if iterated is not None:
+            self.points.append(Point(self.file, node.lineno, node.col_offset, "stdlib",
+                                     *iterated, self.module, self.function))
+        self.generic_visit(node)
+
+    visit_For = _visit_for
+    visit_AsyncFor = _visit_for
+
     # -- calls ----------------------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> None:
         found = self._classify(node)
@@ -306,6 +316,8 @@ class ModuleScanner(ast.NodeVisitor):
             name, cls = self.defs.fallible[dotted]
             return "fallible-call", name, cls
         if dotted in catalog.FUNCTIONS:
+            if dotted in catalog.ARGUMENTS and not self._point_argument(node, dotted):
+                return None
             return ("stdlib", *catalog.FUNCTIONS[dotted])
         if isinstance(node.func, ast.Attribute):
             owner = self.kind_of(node.func.value)
@@ -313,6 +325,17 @@ class ModuleScanner(ast.NodeVisitor):
             if method is not None:
                 return ("alloc" if method[1].startswith("memory") else "stdlib", *method)
         return None
+
+    def _point_argument(self, node: ast.Call, dotted: str) -> bool:
+        """Whether the argument that decides it (``fcntl.fcntl``'s command) makes the call
+        a point: a name it needs, or any value but the names that never are."""
+        index, keyword, needed, never = catalog.ARGUMENTS[dotted]
+        arg = node.args[index] if len(node.args) > index else next(
+            (k.value for k in node.keywords if k.arg == keyword), None)
+        name = self.resolve(arg) if arg is not None else None
+        if needed is not None:
+            return name in needed
+        return name not in never
 
     # -- handlers -------------------------------------------------------------------------
     def _visit_try(self, node: ast.Try) -> None:

@@ -1,9 +1,11 @@
 """Automatic injection points for the standard library's fallible calls.
 
 ``install()`` replaces fallible standard-library functions (files, os, shutil, tempfile,
-sockets, sqlite3, subprocess) with versions that are points tagged with the *caller's*
-call site; disarmed, each costs one flag check. See docs/stdlib.md for the table of
-operations, point names, classes and default errors.
+glob, fcntl locks, mmap, sockets, sqlite3, subprocess) with versions that are points
+tagged with the *caller's* call site; disarmed, each costs one flag check. Their default
+errors are shaped as CPython raises the real failure (:mod:`.defaults`, which also says
+whether an errno agrees with the file-system state at a hit: ``defaults.consistent``).
+See docs/stdlib.md for the table of operations, point names, classes and default errors.
 
 failpath's own I/O must use :mod:`failpath.stdlib._real`, never the patched names.
 """

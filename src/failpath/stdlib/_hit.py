@@ -13,6 +13,67 @@ from failpath.points import ErrorSpec, Fault, Hit, check, make_error, mark, reco
 from failpath.stdlib import _real
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_STDLIB_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _on_behalf_files() -> tuple[str, ...]:
+    """The standard library modules that do I/O on the project's behalf, not as its own:
+    ``logging`` (handlers writing records), ``warnings`` and ``traceback`` (printing)."""
+    import logging
+    import traceback
+    import warnings
+
+    return (os.path.dirname(os.path.abspath(logging.__file__)) + os.sep,
+            os.path.abspath(warnings.__file__), os.path.abspath(traceback.__file__))
+
+
+_ON_BEHALF = _on_behalf_files()
+
+# How a frame's file counts when looking for the call site (cached per code filename).
+_USER, _SKIP, _BEHALF, _OWN = 0, 1, 2, 3
+_kinds: dict[str, int] = {}
+
+#: The test runner failpath sweeps with: its own I/O (output capture's dup2, tmp_path's
+#: mkdir, coverage's data) is the sweep's machinery, never the project's. (Sweeping one of
+#: these projects itself would therefore find no points in it.)
+_RUNNERS = frozenset({"_pytest", "pytest", "pluggy", "coverage", "xdist", "pytest_timeout",
+                      "pytest_randomly", "pytest_cov", "pytest_asyncio"})
+
+
+def _kind(filename: str, module: object) -> int:
+    kind = _kinds.get(filename)
+    if kind is None:
+        path = filename if filename.startswith("<") else os.path.abspath(filename)
+        top = str(module).partition(".")[0]
+        if path.startswith(_ON_BEHALF):
+            kind = _BEHALF
+        elif path.startswith(_PKG_DIR) and not path.startswith(_STDLIB_PKG_DIR):
+            kind = _OWN  # failpath itself (a hook, the sweep) calling the standard library
+        elif top in _RUNNERS:
+            kind = _OWN
+        else:
+            kind = _SKIP if tags.is_internal_file(path) else _USER
+        _kinds[filename] = kind
+    return kind
+
+
+def _call_site(frame: FrameType) -> FrameType | None:
+    """The caller's frame, or None when the call is not the project's own.
+
+    Not the project's: logging, warnings or traceback (the project asked them to report
+    something; their writes are theirs, and a fork inside logging's handler lock hangs
+    the child), failpath itself (its hooks format tracebacks, its modules use _real), and
+    the test runner (pytest and its plugins, pluggy, coverage) doing its own work.
+    """
+    found: FrameType | None = frame
+    while found is not None:
+        kind = _kind(found.f_code.co_filename, found.f_globals.get("__name__"))
+        if kind == _USER:
+            return found
+        if kind != _SKIP:
+            return None
+        found = found.f_back
+    return _outside_failpath(frame)
 
 
 def _outside_failpath(frame: FrameType) -> FrameType:
@@ -27,33 +88,56 @@ def fault_at(
     name: str,
     cls: str,
     error: ErrorSpec,
-    filename: str | None = None,
+    filename: Any = None,
     size: int = 0,
     sized: bool = False,
+    filename2: Any = None,
 ) -> Fault | None:
     """Run one armed hit of the point ``name`` at the caller's call site.
 
-    Returns None (carry on) inside :func:`failpath.stdlib._real.bypass` and inside another
-    instrumented call on this thread, so one user call is one point and failpath's own
-    hooks can never recurse into instrumented calls. A ``short`` fault comes back with
-    ``exc`` set to the marked default error, for operations that report a short transfer
-    by raising (buffered writes, ``sendall``).
+    Returns None (carry on, no hit counted) inside :func:`failpath.stdlib._real.bypass`,
+    inside another instrumented call on this thread (one user call is one point, and
+    failpath's own hooks never recurse into instrumented calls), and when the call is
+    made by logging, warnings or traceback on the project's behalf, by failpath itself or
+    by the test runner (pytest, its plugins, coverage) for its own work.
+    ``filename`` and ``filename2`` are what CPython's OSError carries for this call: an
+    errno raised by ``raise(ERRNO)`` gets both. A ``short`` fault comes back with ``exc``
+    set to the marked default error, for operations that report a short transfer by
+    raising (buffered writes, ``sendall``).
     """
     if _real.bypassed():
         return None
-    frame = sys._getframe(1)
-    tag = tags.tag_for(tags.caller_frame(frame) or _outside_failpath(frame), name, cls)
-    _real.enter()
+    _real.enter()  # before tagging: naming a site may read its source (linecache stats)
     try:
+        site = _call_site(sys._getframe(1))
+        if site is None:
+            return None
+        tag = tags.tag_for(site, name, cls)
         fault = check(tag, error=error, size=size, sized=sized, filename=filename)
-        if fault is not None and fault.kind == "short":
+        if fault is not None and fault.kind == "short" and fault.exc is None:
             fault = _short_with_error(fault, tag, error, filename, size)
+        if fault is not None and filename2 is not None:
+            _add_filename2(fault.exc, filename, filename2)
         return fault
     finally:
         _real.leave()
 
 
-def _short_with_error(fault: Fault, tag: tags.Tag, error: ErrorSpec, filename: str | None,
+def foreign() -> bool:
+    """True when the instrumented call running now is not the project's (made by the test
+    runner, logging, warnings, traceback or failpath: what :func:`fault_at` ignores)."""
+    if _real.bypassed():
+        return False
+    return _call_site(sys._getframe(1)) is None
+
+
+def _add_filename2(exc: BaseException | None, filename: Any, filename2: Any) -> None:
+    """Give ``raise(ERRNO)``'s OSError the second name a two-path call's error carries."""
+    if isinstance(exc, OSError) and exc.filename2 is None and exc.filename == filename:
+        exc.filename2 = filename2
+
+
+def _short_with_error(fault: Fault, tag: tags.Tag, error: ErrorSpec, filename: Any,
                       size: int) -> Fault:
     rec = record_for(tag)
     hit = Hit(tag, rec, rec.hits, size, None, False, error, filename, True)
@@ -98,12 +182,31 @@ def name_point(fn: Any, name: str) -> None:
 
 
 def filename_of(path: Any) -> str | None:
-    """``path`` as the ``filename`` of an OSError: None for file descriptors."""
+    """``path`` as text (for recording and messages): None for file descriptors."""
     if isinstance(path, str):
         return path
     if isinstance(path, (bytes, os.PathLike)):
         value = os.fspath(path)
         return value if isinstance(value, str) else os.fsdecode(value)
+    return None
+
+
+def error_filename(path: Any, fd: bool = False) -> Any:
+    """The ``filename`` CPython's OSError carries for ``path``.
+
+    ``os.fspath(path)``: a str stays a str, bytes stay bytes, a ``Path`` becomes its str.
+    A file descriptor is None, or the number itself where CPython reports it (``fd``:
+    ``os.stat(3)``, ``os.chmod(3, ...)``).
+    """
+    if isinstance(path, (str, bytes)):
+        return path
+    if isinstance(path, os.PathLike):
+        try:
+            return os.fspath(path)
+        except TypeError:
+            return None  # a broken __fspath__: the real call raises its own TypeError
+    if fd and isinstance(path, int):
+        return path
     return None
 
 

@@ -215,3 +215,52 @@ real_sqlite3_connect = _sqlite3.connect
 RealPopen = _subprocess.Popen
 real_popen = _bypassed(_subprocess.Popen)
 real_run = _bypassed(_subprocess.run)
+
+# Metadata, links, listings, locks, descriptors and maps (the files group's newer points).
+import mmap as _mmap  # noqa: E402 - bound here, with the other real_* bindings
+
+real_os_stat = _os.stat
+real_os_lstat = _os.lstat
+real_os_fstat = _os.fstat
+real_os_link = _os.link
+real_os_symlink = _os.symlink
+real_os_readlink = _os.readlink
+real_os_chmod = _os.chmod
+real_os_fchmod = _os.fchmod
+real_os_chown = _os.chown
+real_os_utime = _os.utime
+real_os_listdir = _os.listdir
+real_os_scandir = _os.scandir
+real_os_dup = _os.dup
+real_os_dup2 = _os.dup2
+real_os_pipe = _os.pipe
+real_os_fdopen = _bypassed(_os.fdopen)
+real_flock = _fcntl.flock
+real_lockf = _fcntl.lockf
+real_fcntl = _fcntl.fcntl
+real_glob = _bypassed(_glob.glob)
+real_rmtree = _bypassed(_shutil.rmtree)
+real_copy2 = _bypassed(_shutil.copy2)
+real_copymode = _bypassed(_shutil.copymode)
+real_copystat = _bypassed(_shutil.copystat)
+RealMmap = _mmap.mmap
+
+
+def real_iglob(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    """``glob.iglob`` with every step bypassed (it returns an iterator, not a generator)."""
+    enter()
+    try:
+        found = _glob.iglob(*args, **kwargs)
+    finally:
+        leave()
+    return _stepped(found)
+
+
+def real_os_walk(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    """``os.walk`` with every step bypassed (on 3.10 and 3.11 it returns a generator)."""
+    enter()
+    try:
+        steps = _os.walk(*args, **kwargs)
+    finally:
+        leave()
+    return _stepped(steps)

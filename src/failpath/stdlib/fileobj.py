@@ -18,18 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from failpath import _state
-from failpath.stdlib import _hit, _real, defaults, osops
+from failpath.stdlib import _hit, _real, defaults, devices, osops
 from failpath.stdlib.recorder import recorder
 
 Method = Callable[..., Any]
-
-
-def _filename(f: Any) -> str | None:
-    try:
-        name = f.name
-    except (AttributeError, ValueError):
-        return None  # a detached or half-built layer: the error then carries no filename
-    return _hit.filename_of(name)
 
 
 def _usable(f: Any, ability: str) -> bool:
@@ -37,10 +29,18 @@ def _usable(f: Any, ability: str) -> bool:
     return not f.closed and bool(getattr(f, ability)())
 
 
+def _write_error(f: Any) -> defaults.OSErrorShape | None:
+    """ENOSPC on storage, EPIPE on a pipe or socket, None (not a point) on a device."""
+    found = devices.of_file(f)
+    if found == devices.FILE:
+        return defaults.ENOSPC
+    return defaults.EPIPE if found == devices.PIPE else None
+
+
 def _read_slow(f: Any, real: Method, args: tuple[Any, ...]) -> Any:
-    if not _usable(f, "readable"):
-        return real(f, *args)
-    fault = _hit.fault_at("file.read", "io:read", defaults.EIO, _filename(f))
+    if not _usable(f, "readable") or devices.of_file(f) != devices.FILE:
+        return _hit.nested(real, f, *args)  # pipes and devices do not fail a read
+    fault = _hit.fault_at("file.read", "io:read", defaults.EIO)
     return _hit.call(fault, real, f, *args)
 
 
@@ -57,10 +57,10 @@ def make_reader(real: Method) -> Method:
 
 
 def _write_slow(f: Any, real: Method, data: Any, layer: str) -> Any:
-    if not _usable(f, "writable"):
-        return real(f, data)
-    fault = _hit.fault_at("file.write", "io:write", defaults.ENOSPC, _filename(f),
-                          _hit.nbytes(data), True)
+    error = _write_error(f) if _usable(f, "writable") else None
+    if error is None:
+        return _hit.nested(real, f, data)
+    fault = _hit.fault_at("file.write", "io:write", error, None, _hit.nbytes(data), True)
     if fault is None or fault.kind != "short":
         return _hit.call(fault, real, f, data)
     written = _hit.nested(real, f, _hit.prefix(data, fault.value))
@@ -86,9 +86,10 @@ def make_writer(real: Method, layer: str) -> Method:
 
 
 def _writelines_slow(f: Any, real: Method, lines: Any) -> Any:
-    if not _usable(f, "writable"):
-        return real(f, lines)
-    fault = _hit.fault_at("file.write", "io:write", defaults.ENOSPC, _filename(f))
+    error = _write_error(f) if _usable(f, "writable") else None
+    if error is None:
+        return _hit.nested(real, f, lines)
+    fault = _hit.fault_at("file.write", "io:write", error)
     return _hit.call(fault, real, f, lines)
 
 
@@ -105,9 +106,10 @@ def make_writelines(real: Method) -> Method:
 
 
 def _flush_slow(f: Any, real: Method) -> Any:
-    if not _usable(f, "writable"):
-        return real(f)
-    fault = _hit.fault_at("file.flush", "io:flush", defaults.ENOSPC, _filename(f))
+    error = _write_error(f) if _usable(f, "writable") else None
+    if error is None:
+        return _hit.nested(real, f)
+    fault = _hit.fault_at("file.flush", "io:flush", error)
     return _hit.call(fault, real, f)
 
 
@@ -125,9 +127,12 @@ def make_flusher(real: Method) -> Method:
 
 def _close_slow(f: Any, real: Method) -> Any:
     # io's finalizer sets _finalizing before calling close(): never inject into a __del__.
-    if f.closed or getattr(f, "_finalizing", False):
+    error = None
+    if not f.closed and not getattr(f, "_finalizing", False):
+        error = _close_error(f)
+    if error is None:
         return _hit.nested(real, f)  # nested: the inner layers are finalizing too
-    fault = _hit.fault_at("file.close", "io:close", defaults.EIO, _filename(f))
+    fault = _hit.fault_at("file.close", "io:close", error)
     # close(2) releases the descriptor even when it fails: the file is closed either way.
     result = _hit.nested(real, f)
     if fault is None:
@@ -136,6 +141,17 @@ def _close_slow(f: Any, real: Method) -> Any:
         return fault.value
     assert fault.exc is not None
     raise fault.exc
+
+
+def _close_error(f: Any) -> defaults.OSErrorShape | None:
+    """EIO on storage; EPIPE where buffered data may meet a closed reader; else None."""
+    found = devices.of_file(f)
+    if found == devices.FILE:
+        return defaults.EIO
+    buffered = not isinstance(f, io.RawIOBase)
+    if found == devices.PIPE and buffered and f.writable():
+        return defaults.EPIPE
+    return None  # closing a device, a read end or an unbuffered pipe does not fail
 
 
 def make_closer(real: Method) -> Method:
@@ -268,10 +284,21 @@ def _close_file(f: Any) -> None:
     f.close()
 
 
+def _open_error(file: Any, rawmode: str) -> defaults.OSErrorShape:
+    """EMFILE for a path (a descriptor is taken before the path is looked up); ENOMEM
+    for a descriptor (``open(fd)`` takes none: only its fstat can fail)."""
+    if isinstance(file, int):
+        return defaults.ENOMEM
+    return defaults.open_emfile(defaults.mode_flags(rawmode))
+
+
 def _open_slow(build: Callable[[], Any], file: Any, rawmode: str) -> Any:
     if rawmode != "r" and recorder.active:
         recorder.add(file)
-    fault = _hit.fault_at("open", "io:open", defaults.EACCES, _hit.filename_of(file))
+    if _hit.foreign():  # pytest's capture file, a log handler's stream: never a point
+        return devices.disown(_hit.nested(build))
+    fault = _hit.fault_at("open", "io:open", _open_error(file, rawmode),
+                          _hit.error_filename(file))
     return _hit.call(fault, build, undo=_close_file)
 
 
@@ -300,12 +327,35 @@ def open(
 _hit.name_point(open, "open")
 
 
+_fdopen = os.fdopen
+
+
+def _fdopen_slow(fd: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    fault = _hit.fault_at("os.fdopen", "io:open", defaults.ENOMEM)
+    # raise: the descriptor stays open, as when FileIO cannot take it; raise_after: a late
+    # failure, which io.open answers by closing the file it built (and so the descriptor).
+    call = functools.partial(_fdopen, fd, *args, **kwargs)
+    return _hit.call(fault, call, undo=_close_file)
+
+
+@functools.wraps(_fdopen)
+def fdopen(fd: Any, *args: Any, **kwargs: Any) -> Any:
+    if not _state.armed:
+        return _fdopen(fd, *args, **kwargs)
+    return _fdopen_slow(fd, args, kwargs)
+
+
+_hit.name_point(fdopen, "os.fdopen")
+
+
 def targets() -> list[tuple[object, str, Any]]:
-    """(owner, attribute, replacement): ``builtins.open``, ``io.open`` (and pathlib's on 3.10)."""
+    """(owner, attribute, replacement): ``builtins.open``, ``io.open``, ``os.fdopen`` (and
+    pathlib's open on 3.10)."""
     import builtins
 
-    return [(builtins, "open", open), (io, "open", open), *osops.pathlib_targets({"open": open})]
+    return [(builtins, "open", open), (io, "open", open), (os, "fdopen", fdopen),
+            *osops.pathlib_targets({"open": open})]
 
 
 __all__ = ["BufferedRandom", "BufferedReader", "BufferedWriter", "FileIO", "TextIOWrapper",
-           "open", "targets"]
+           "fdopen", "open", "targets"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -9,18 +10,36 @@ from types import TracebackType
 from typing import Any
 
 from failpath.errors import InvalidArgument
-from failpath.stdlib import db, fileobj, fsutil, net, osops, proc
+from failpath.stdlib import (
+    db,
+    descriptors,
+    fileobj,
+    fsutil,
+    listing,
+    locks,
+    net,
+    osmeta,
+    osops,
+    proc,
+)
 
 Targets = Callable[[], list[tuple[object, str, Any]]]
 
 #: Each group and the modules whose targets() it patches, in install order.
 GROUPS: dict[str, tuple[Targets, ...]] = {
-    "files": (fileobj.targets, osops.targets, fsutil.targets),
+    "files": (fileobj.targets, osops.targets, osmeta.targets, listing.targets,
+              descriptors.targets, locks.targets, fsutil.targets),
     "net": (net.targets,),
     "db": (db.targets,),
     "proc": (proc.targets,),
 }
 _MISSING = object()
+
+#: ``os``'s capability sets hold functions: an instrumented one joins its original's, so
+#: ``os.stat in os.supports_fd`` (shutil.copystat asks at call time) keeps its answer.
+_SUPPORTS = tuple(getattr(os, name) for name in (
+    "supports_fd", "supports_dir_fd", "supports_follow_symlinks", "supports_effective_ids")
+    if isinstance(getattr(os, name, None), set))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +49,7 @@ class _Saved:
     owner: object
     attr: str
     original: Any  # _MISSING: the attribute was inherited, not the owner's own
+    joined: tuple[set[Any], ...] = ()  # the os.supports_* sets the replacement joined
 
 
 _lock = threading.RLock()
@@ -42,13 +62,21 @@ def _apply(group: str) -> None:
     saved = []
     for targets in GROUPS[group]:
         for owner, attr, replacement in targets():
-            saved.append(_Saved(owner, attr, vars(owner).get(attr, _MISSING)))
+            original = vars(owner).get(attr, _MISSING)
+            joined = tuple(s for s in _SUPPORTS if owner is os and original in s
+                           and replacement not in s)
+            saved.append(_Saved(owner, attr, original, joined))
             setattr(owner, attr, replacement)
+            for capability in joined:
+                capability.add(replacement)
     _saved[group] = saved
 
 
 def _restore(group: str) -> None:
     for item in reversed(_saved.pop(group, [])):
+        replacement = getattr(item.owner, item.attr, None)
+        for capability in item.joined:
+            capability.discard(replacement)
         if item.original is _MISSING:
             delattr(item.owner, item.attr)
         else:

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from failpath import _state
-from failpath.stdlib import _hit, _real, defaults
+from failpath.stdlib import _hit, _real, defaults, devices
 from failpath.stdlib.defaults import ErrorFactory
 from failpath.stdlib.recorder import recorder
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_lexists = _real.os.path.lexists
 
 
 def _first_missing(path: Any) -> Any:
@@ -26,9 +27,9 @@ def _first_missing(path: Any) -> Any:
     if isinstance(path, int):
         return path
     missing = current = os.path.abspath(os.fsdecode(os.fspath(path)))
-    if os.path.lexists(current):
+    if _lexists(current):
         return None
-    while not os.path.lexists(current):
+    while not _lexists(current):
         missing, current = current, os.path.dirname(current)
     return missing
 
@@ -37,37 +38,43 @@ def _if_missing(path: Any) -> Any:
     """``path`` when it does not exist yet (``mkdir`` of an existing one writes nothing)."""
     if isinstance(path, int) or not isinstance(path, (str, bytes, os.PathLike)):
         return path
-    return None if os.path.lexists(path) else path
+    return None if _lexists(path) else path
 
 
 def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
-         *, path: bool = False, record: bool = False,
+         *, path: bool = False, fd_name: bool = False, record: bool = False,
          recorded: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
     """An instrumented version of ``real``: one flag check when disarmed, a point when armed.
 
-    This is the wrapper ``install()`` puts at ``os.fsync`` and the other simple os
+    This is the wrapper ``install()`` puts at ``os.unlink`` and the other simple os
     functions; ``bench/hotpath.py`` wraps an empty function with it to time the disarmed
     cost (see docs/stdlib.md).
 
     Args:
         real: the function to call.
-        name: the point name (``os.fsync``).
-        cls: the point class (``io:fsync``).
+        name: the point name (``os.unlink``).
+        cls: the point class (``io:unlink``).
         error: the default error factory.
-        path: the first argument is a path (the OSError's ``filename``), not a descriptor.
+        path: the first argument is a path (the OSError's ``filename``), or a descriptor.
+        fd_name: given a descriptor, CPython's error names it (``os.chmod(3, ...)``).
         record: the call writes its first argument's path (see :mod:`.recorder`).
         recorded: maps the first argument to the path to record, when not itself.
     """
 
     def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _real.bypassed():
+            return real(*args, **kwargs)
         target = args[0] if args else next(iter(kwargs.values()), None)
         if record and recorder.active:
             written = target
             if recorded is not None:
                 with _real.bypass():  # its own stat calls are not points
                     written = recorded(target)
-            recorder.add(written, kwargs.get("dir_fd"))
-        filename = _hit.filename_of(target) if path else None
+            if isinstance(written, int):
+                recorder.add_fd(written)
+            else:
+                recorder.add(written, kwargs.get("dir_fd"))
+        filename = _hit.error_filename(target, fd_name) if path else None
         fault = _hit.fault_at(name, cls, error, filename)
         return _hit.call(fault, functools.partial(real, *args, **kwargs))
 
@@ -88,7 +95,8 @@ def _close_fd(fd: int) -> None:
 def _open_slow(path: Any, flags: int, mode: int, dir_fd: int | None) -> int:
     if flags & _WRITE_FLAGS and recorder.active:
         recorder.add(path, dir_fd)
-    fault = _hit.fault_at("os.open", "io:open", defaults.EACCES, _hit.filename_of(path))
+    fault = _hit.fault_at("os.open", "io:open", defaults.open_emfile(flags),
+                          _hit.error_filename(path))
     call = functools.partial(_real.real_os_open, path, flags, mode, dir_fd=dir_fd)
     return int(_hit.call(fault, call, undo=_close_fd))
 
@@ -100,9 +108,20 @@ def os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = No
     return _open_slow(path, flags, mode, dir_fd)
 
 
+def _fd_write_error(fd: Any) -> defaults.OSErrorShape | None:
+    """ENOSPC on storage, EPIPE on a pipe or socket, None (not a point) on a device."""
+    found = devices.kind(fd)
+    if found == devices.FILE:
+        return defaults.ENOSPC
+    return defaults.EPIPE if found == devices.PIPE else None
+
+
 def _write_slow(real: Callable[..., int], name: str, fd: int, data: Any, rest: tuple[Any, ...]
                 ) -> int:
-    fault = _hit.fault_at(name, "io:write", defaults.ENOSPC, None, _hit.nbytes(data), True)
+    error = None if _real.bypassed() else _fd_write_error(fd)
+    if error is None:
+        return real(fd, data, *rest)
+    fault = _hit.fault_at(name, "io:write", error, None, _hit.nbytes(data), True)
     if fault is not None and fault.kind == "short":
         return int(_hit.nested(real, fd, _hit.prefix(data, fault.value), *rest))
     return int(_hit.call(fault, real, fd, data, *rest))
@@ -122,7 +141,29 @@ def os_pwrite(fd: int, data: Any, offset: int, /) -> int:
     return _write_slow(_real.real_os_pwrite, "os.pwrite", fd, data, (offset,))
 
 
+def _read_slow(real: Callable[..., bytes], name: str, fd: Any, rest: tuple[Any, ...]) -> bytes:
+    if _real.bypassed() or devices.kind(fd) != devices.FILE:
+        return real(fd, *rest)  # reading a pipe or a device does not fail (a directory: EISDIR)
+    return bytes(_hit.call(_hit.fault_at(name, "io:read", defaults.EIO), real, fd, *rest))
+
+
+@functools.wraps(_real.real_os_read)
+def os_read(fd: int, n: int, /) -> bytes:
+    if not _state.armed:
+        return _real.real_os_read(fd, n)
+    return _read_slow(_real.real_os_read, "os.read", fd, (n,))
+
+
+@functools.wraps(_real.real_os_pread)
+def os_pread(fd: int, n: int, offset: int, /) -> bytes:
+    if not _state.armed:
+        return _real.real_os_pread(fd, n, offset)
+    return _read_slow(_real.real_os_pread, "os.pread", fd, (n, offset))
+
+
 def _close_slow(fd: int) -> None:
+    if _real.bypassed() or devices.kind(fd) != devices.FILE:
+        return _real.real_os_close(fd)  # closing a pipe, socket, device or directory: no error
     fault = _hit.fault_at("os.close", "io:close", defaults.EIO)
     # close(2) releases the descriptor even when it reports an error: so does an injected one.
     _hit.nested(_real.real_os_close, fd)
@@ -144,9 +185,12 @@ def _rename_slow(real: Callable[..., None], name: str, src: Any, dst: Any,
     if recorder.active:
         recorder.add(src, src_dir_fd)
         recorder.add(dst, dst_dir_fd)
-    error = defaults.oserror2(errno.EXDEV, _hit.filename_of(dst))
-    fault = _hit.fault_at(name, "io:rename", error, _hit.filename_of(src))
     call = functools.partial(real, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+    if _real.bypassed():
+        return call()
+    second = _hit.error_filename(dst)
+    error = defaults.shape(errno.ENOSPC, "rename", second)
+    fault = _hit.fault_at(name, "io:rename", error, _hit.error_filename(src), filename2=second)
     _hit.call(fault, call)
 
 
@@ -167,6 +211,8 @@ def os_replace(src: Any, dst: Any, *, src_dir_fd: int | None = None,
 
 
 def _sync_slow(real: Callable[[Any], None], name: str, fd: Any) -> None:
+    if _real.bypassed() or devices.kind(fd) not in (devices.FILE, devices.DIRECTORY):
+        return real(fd)  # a device, pipe or socket: the real call says EINVAL itself
     _hit.call(_hit.fault_at(name, "io:fsync", defaults.EIO), real, fd)
 
 
@@ -185,25 +231,63 @@ def os_fdatasync(fd: Any) -> None:
     return _sync_slow(_real.real_os_fdatasync, "os.fdatasync", fd)
 
 
-_EIO, _EACCES, _ENOSPC = defaults.EIO, defaults.EACCES, defaults.ENOSPC
+def _makedirs_slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if _real.bypassed():
+        return _makedirs(*args, **kwargs)
+    name = args[0] if args else kwargs.get("name")
+    with _real.bypass():
+        first = _first_missing(name) if isinstance(name, (str, bytes, os.PathLike)) else None
+    if recorder.active and first is not None:
+        recorder.add(first)
+    fault = _hit.fault_at("os.makedirs", "io:mkdir", defaults.ENOSPC_MAKEDIRS,
+                          _makedirs_filename(name, first))
+    _hit.call(fault, functools.partial(_makedirs, *args, **kwargs))
 
-os_read = wrap(_real.real_os_read, "os.read", "io:read", _EIO)
-os_pread = wrap(_real.real_os_pread, "os.pread", "io:read", _EIO)
-os_unlink = wrap(_real.real_os_unlink, "os.unlink", "io:unlink", _EACCES, path=True, record=True)
-os_remove = wrap(_real.real_os_remove, "os.remove", "io:unlink", _EACCES, path=True, record=True)
-os_mkdir = wrap(_real.real_os_mkdir, "os.mkdir", "io:mkdir", _EACCES, path=True, record=True,
-               recorded=_if_missing)
-os_makedirs = wrap(os.makedirs, "os.makedirs", "io:mkdir", _EACCES, path=True, record=True,
-                   recorded=_first_missing)
-os_rmdir = wrap(_real.real_os_rmdir, "os.rmdir", "io:rmdir", _EACCES, path=True, record=True)
-os_truncate = wrap(_real.real_os_truncate, "os.truncate", "io:truncate", _EACCES, path=True,
-                   record=True)
-os_ftruncate = wrap(_real.real_os_ftruncate, "os.ftruncate", "io:truncate", _EIO)
 
-for _fn, _point in ((os_open, "os.open"), (os_write, "os.write"), (os_pwrite, "os.pwrite"),
+def _makedirs_filename(name: Any, first: str | None) -> Any:
+    """What a failing makedirs names: the first directory it creates (its own mkdir), as
+    ``os.path.split`` leaves it (str or bytes), or ``name`` itself when that is the one."""
+    given = _hit.error_filename(name)
+    if first is None or given is None:
+        return given
+    if os.path.abspath(os.fsdecode(given)) == first:
+        return given
+    head = given
+    while os.path.abspath(os.fsdecode(head)) != first:
+        parent = os.path.dirname(head)
+        if parent == head:
+            return given
+        head = parent
+    return head
+
+
+_makedirs = os.makedirs
+
+
+@functools.wraps(_makedirs)
+def os_makedirs(*args: Any, **kwargs: Any) -> None:
+    if not _state.armed:
+        return _makedirs(*args, **kwargs)
+    return _makedirs_slow(args, kwargs)
+
+
+os_unlink = wrap(_real.real_os_unlink, "os.unlink", "io:unlink", defaults.EIO_UNLINK, path=True,
+                 record=True)
+os_remove = wrap(_real.real_os_remove, "os.remove", "io:unlink", defaults.EIO_UNLINK, path=True,
+                 record=True)
+os_mkdir = wrap(_real.real_os_mkdir, "os.mkdir", "io:mkdir", defaults.ENOSPC_MKDIR, path=True,
+                record=True, recorded=_if_missing)
+os_rmdir = wrap(_real.real_os_rmdir, "os.rmdir", "io:rmdir", defaults.EIO_RMDIR, path=True,
+                record=True)
+os_truncate = wrap(_real.real_os_truncate, "os.truncate", "io:truncate", defaults.EIO_LOOKUP,
+                   path=True, record=True)
+os_ftruncate = wrap(_real.real_os_ftruncate, "os.ftruncate", "io:truncate", defaults.EIO)
+
+for _fn, _point in ((os_open, "os.open"), (os_read, "os.read"), (os_pread, "os.pread"),
+                    (os_write, "os.write"), (os_pwrite, "os.pwrite"),
                     (os_close, "os.close"), (os_rename, "os.rename"),
                     (os_replace, "os.replace"), (os_fsync, "os.fsync"),
-                    (os_fdatasync, "os.fdatasync")):
+                    (os_fdatasync, "os.fdatasync"), (os_makedirs, "os.makedirs")):
     _hit.name_point(_fn, _point)
 
 

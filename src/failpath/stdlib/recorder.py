@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -22,8 +23,10 @@ class Recorder:
 
     Recorded (``files`` group): ``open`` for writing, ``os.open`` with write flags,
     rename/replace (source and destination), unlink/remove, mkdir/makedirs, rmdir,
-    truncate, shutil copy/move destinations (and the move source), mkstemp and
-    NamedTemporaryFile files (after creation); ``db`` group: the database file and its
+    truncate, link and symlink destinations, the targets of chmod/fchmod/chown/utime,
+    shutil copy/copy2/move destinations (and the move source), copymode/copystat
+    destinations, rmtree's tree, mkstemp and NamedTemporaryFile files (after creation);
+    ``db`` group: the database file and its
     ``-journal``, ``-wal`` and ``-shm`` siblings. A path is recorded *before* the point is
     checked, so a hook that forks at the hit already sees it. Nothing is recorded while
     stopped, nor while this thread bypasses instrumentation (failpath's own I/O, and the
@@ -40,6 +43,9 @@ class Recorder:
         self._paths: set[str] = set()
         self._starts = 0
         self._lock = threading.Lock()
+        #: Called with each path recorded, before its operation runs (the sweep's damage
+        #: oracle keeps what the file held before it was written).
+        self.on_write: Callable[[str], None] | None = None
 
     def __repr__(self) -> str:
         state = "started" if self.active else "stopped"
@@ -108,13 +114,28 @@ class Recorder:
             if base is None:
                 return
             text = os.path.join(base, text)
+        full = os.path.abspath(text)
         with self._lock:
-            self._paths.add(os.path.abspath(text))
+            self._paths.add(full)
+        if self.on_write is not None:
+            self.on_write(full)  # before the write happens: the sweep notes what was there
+
+    def add_fd(self, fd: int) -> None:
+        """Record the file open as ``fd`` (a metadata change through a descriptor opened
+        for reading: ``os.fchmod``); pipes, sockets and other anonymous files are skipped."""
+        if not self.active or _real.bypassed():
+            return
+        path = self._dir_of(fd)
+        if path is not None and os.path.isabs(path):
+            with self._lock:
+                self._paths.add(path)
+            if self.on_write is not None:
+                self.on_write(path)
 
     def _dir_of(self, dir_fd: int) -> str | None:
         try:
-            return os.readlink(f"/proc/self/fd/{dir_fd}")
-        except OSError:
+            return _real.real_os_readlink(f"/proc/self/fd/{dir_fd}")
+        except (OSError, ValueError, TypeError):
             with self._lock:
                 self.unresolved += 1
             return None

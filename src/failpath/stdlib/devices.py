@@ -1,0 +1,65 @@
+"""What a descriptor is, and so which error a real system can give on it.
+
+A write to a character device (``/dev/null`` never fails) or a sync of one is not a point;
+a write to a pipe, FIFO or socket fails with EPIPE, never ENOSPC; reading a pipe or a
+device, or closing one, does not fail at all. Decided by ``fstat`` at the armed hit (the
+real one), cached per file object. A file the test runner, logging or failpath opened
+while armed is :data:`FOREIGN`: none of its operations is a point.
+"""
+
+from __future__ import annotations
+
+import stat
+from typing import Any
+
+from failpath.stdlib import _real
+
+#: Regular files and block devices: the storage the defaults describe.
+FILE = "file"
+#: Directories (a descriptor from ``os.open(dir)``: fsync it, never read or write it).
+DIRECTORY = "directory"
+#: Character devices (``/dev/null``, ``/dev/tty``).
+DEVICE = "device"
+#: Pipes, FIFOs and sockets.
+PIPE = "pipe"
+#: Not an open descriptor: the real call raises EBADF itself.
+BAD = "bad"
+#: A file the test runner, logging or failpath opened (pytest's capture files): its I/O is
+#: theirs, never a point of the project's.
+FOREIGN = "foreign"
+
+_ATTR = "_failpath_kind"
+
+
+def kind(fd: Any) -> str:
+    """The kind of the open descriptor ``fd`` (:data:`FILE`, :data:`DEVICE`, ...)."""
+    try:
+        mode = _real.real_os_fstat(fd).st_mode
+    except (OSError, ValueError, TypeError, OverflowError):
+        return BAD
+    if stat.S_ISCHR(mode):
+        return DEVICE
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return PIPE
+    return DIRECTORY if stat.S_ISDIR(mode) else FILE
+
+
+def of_file(f: Any) -> str:
+    """The kind of the descriptor under the file object ``f`` (computed once per object)."""
+    found = f.__dict__.get(_ATTR)
+    if found is None:
+        try:
+            fd = f.fileno()
+        except (OSError, ValueError, AttributeError):
+            return BAD  # detached or closed: the real call raises its own error
+        found = f.__dict__[_ATTR] = kind(fd)
+    return str(found)
+
+
+def disown(f: Any) -> Any:
+    """Mark the file object ``f`` and its layers :data:`FOREIGN`; return ``f``."""
+    for layer in (f, getattr(f, "buffer", None), getattr(f, "raw", None),
+                  getattr(getattr(f, "buffer", None), "raw", None)):
+        if layer is not None and hasattr(layer, "__dict__"):
+            layer.__dict__[_ATTR] = FOREIGN
+    return f
