@@ -8,6 +8,8 @@ Usage::
     python bench/precision.py --results DIR        # keep every sweep's JSON in DIR
     python bench/precision.py --from DIR           # score saved results, sweep nothing
     python bench/precision.py --strict             # exit 1 below 90% precision
+    python bench/precision.py --no-corpus --no-targets --memory --pythons PY1,PY2
+                                                   # the memory corpora (docs/memory.md)
 
 * **Corpus** (``tests/corpus/NAME``, one project per class of false alarm or real bug): each
   unit is matched to its project's ``labels.json`` (see tests/corpus/README.md). Precision
@@ -87,6 +89,10 @@ def _unit_test(unit: dict[str, Any]) -> str:
 
 def _matches(entry: dict[str, Any], unit: dict[str, Any]) -> bool:
     if not fnmatch.fnmatchcase(_unit_test(unit), entry.get("test", "*")):
+        return False
+    if not fnmatch.fnmatchcase(unit["action"], entry.get("action", "*")):
+        return False
+    if not fnmatch.fnmatchcase(unit["mode"], entry.get("mode", "*")):
         return False
     if "tag" in entry:
         return fnmatch.fnmatchcase(unit["point"]["tag"], entry["tag"])
@@ -297,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="saved", type=Path,
                         help="score the JSON results saved in this directory")
     parser.add_argument("--strict", action="store_true", help="exit 1 below 90%% precision")
+    parser.add_argument("--memory", action="store_true",
+                        help="also the memory corpora (tests/corpus/*/memory-labels.json)")
+    parser.add_argument("--pythons", help="with --memory: comma-separated interpreters, each "
+                        "with failpath installed (default: this one)")
     args = parser.parse_args(argv)
     if args.results is not None:
         args.results.mkdir(parents=True, exist_ok=True)
@@ -310,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_targets:
         for name in _names(args.targets, sorted(target_labels)):
             scores["target"].append(_one("target", name, args, target_labels[name]))
+    if args.memory:
+        scores["memory"] = memory_scores(args)
     print()
-    precision = [totals(scores[k], f"{k} total") for k in ("corpus", "target") if scores[k]]
+    precision = [totals(scores[k], f"{k} total") for k in ("corpus", "target", "memory")
+                 if scores.get(k)]
     low = [p for p in precision if p is not None and p < 0.9]
     return 1 if args.strict and low else 0
 
@@ -333,6 +346,73 @@ def _one(kind: str, name: str, args: argparse.Namespace, labels: dict[str, Any])
     score.seconds = seconds
     print_score(score, kind)
     return score
+
+
+# -- the memory corpora (docs/memory.md) ----------------------------------------------------
+# Each tests/corpus/NAME with a memory-labels.json is swept with its pyproject's `memory`
+# targets, once per interpreter of --pythons (a C extension in it is built first); labels
+# may name the Python versions they hold for ("python": "3.1[23]*").
+MEMORY_LABELS = "memory-labels.json"
+
+
+def python_version(python: str) -> str:
+    """The full version of an interpreter (``3.11.7``)."""
+    return subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def memory_labels(name: str, version: str) -> dict[str, Any]:
+    """A memory corpus's labels, without the entries for other Python versions."""
+    labels = json.loads((CORPUS / name / MEMORY_LABELS).read_text())
+    labels["units"] = [e for e in labels["units"]
+                       if fnmatch.fnmatchcase(version, e.get("python", "*"))]
+    return labels
+
+
+def sweep_memory(name: str, python: str, keep: Path | None) -> tuple[dict[str, Any], float]:
+    """Build (when it has a setup.py) and sweep a private copy of a memory corpus project."""
+    with tempfile.TemporaryDirectory(prefix=f"precision-{name}-") as tmp:
+        root = Path(tmp) / name
+        shutil.copytree(CORPUS / name, root, ignore=shutil.ignore_patterns(
+            ".failpath", "__pycache__", "build", "*.so"))
+        if (root / "setup.py").exists():
+            subprocess.run([python, "setup.py", "-q", "build_ext", "--inplace"], cwd=root,
+                           check=True, capture_output=True, timeout=600)
+        out = Path(tmp) / "result.json"
+        started = time.monotonic()
+        proc = subprocess.run([python, "-m", "failpath.cli", "sweep", str(root), "--json",
+                               str(out), "--quiet"], capture_output=True, text=True,
+                              env=_env(), timeout=3600)
+        seconds = time.monotonic() - started
+        if not out.exists():
+            raise RuntimeError(f"memory sweep of {name} wrote no result (exit "
+                               f"{proc.returncode}):\n" + (proc.stdout + proc.stderr)[-2000:])
+        result = json.loads(out.read_text())
+        if keep is not None:
+            shutil.copy(out, keep / f"memory-{name}-{python_version(python)}.json")
+        return result, seconds
+
+
+def memory_scores(args: argparse.Namespace) -> list[Score]:
+    """Every memory corpus with every interpreter: precision, recall, units per second."""
+    names = sorted(p.name for p in CORPUS.iterdir() if (p / MEMORY_LABELS).exists())
+    pythons = [p.strip() for p in (args.pythons or sys.executable).split(",") if p.strip()]
+    scores = []
+    for python in pythons:
+        version = python_version(python)
+        for name in names:
+            try:
+                result, seconds = sweep_memory(name, python, args.results)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                scores.append(Score(f"{name}@{version}", error=str(exc)))
+                print_score(scores[-1], "memory")
+                continue
+            score = score_corpus(f"{name}@{version}", result, memory_labels(name, version))
+            score.seconds = seconds
+            print_score(score, "memory")
+            print(f"        {score.units / seconds:.0f} units/s over the whole sweep")
+            scores.append(score)
+    return scores
 
 
 if __name__ == "__main__":

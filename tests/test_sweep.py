@@ -38,7 +38,9 @@ EXPECTED: dict[tuple[Any, ...], str] = {
     ("test_closes_stdout", "file.write"): "propagated",
     ("test_forks", "file.write"): "leaked",
     ("test_spins", "file.write"): "hung",
-    ("test_isolation", "outcomes.read"): "propagated",
+    # read_or_delete deletes the file when its read fails: a retry of the call finds the
+    # data gone (the state probe), where the clean run read it.
+    ("test_isolation", "outcomes.read"): "inconsistent",
     ("test_eats_memory", "file.write"): "propagated",
 }
 
@@ -125,7 +127,7 @@ def test_the_parent_continuation_sees_files_restored_after_a_child_deleted_them(
     # The first unit's child deleted the file; the parent still read it and went on to
     # the second hit, where it forked again.
     assert second["strategy"] == "fork-at-point"
-    assert second["outcome"] == "propagated"
+    assert second["outcome"] == "inconsistent"
 
 
 @pytest.mark.slow

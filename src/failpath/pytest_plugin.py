@@ -62,6 +62,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             return  # this interpreter was armed at start-up (it is a reproducer's child)
 
         failpath.configure(os.environ["FAILPATH"])
+        plugin = session.config.pluginmanager.get_plugin("failpath-reproducer")
+        if plugin is not None:
+            plugin.rehearse(session, os.environ["FAILPATH"])
 
 
 @pytest.fixture
@@ -114,7 +117,10 @@ def _start_agent(config: pytest.Config, raw: dict[str, Any]) -> None:
         cov = coverage.Coverage(data_file=None, source=[options.root], config_file=False)
         cov.start()
     recorder = getattr(stdlib, "recorder", None)
-    agent = explore.Agent(options, _run_item, coverage=cov, recorder=recorder)
+    agent_cls: Any = explore.Agent
+    if options.memory:  # a memory sweep: the agent fails allocations in C calls
+        from failpath.sweep.memory import MemoryAgent as agent_cls
+    agent = agent_cls(options, _run_item, coverage=cov, recorder=recorder)
     agent.pytest_args = list(raw.get("pytest_args", []))
     stdlib.install(options.groups)
     from failpath.sweep import children
@@ -184,12 +190,36 @@ class _AgentPlugin:
 
 
 class _ReproducerPlugin:
-    """With FAILPATH set, a test that leaks after an injected fault errors at teardown."""
+    """With FAILPATH set, a test that leaks, or that the failure left damaged, errors at
+    teardown, as the sweep reported it."""
 
     def __init__(self) -> None:
         self.before: Any = None
         self.threads: set[int] = set()
         self.failed: BaseException | None = None
+        self.rehearsal: Any = None
+        self.basetemp_before: set[str] = set()
+
+    def rehearse(self, session: pytest.Session, spec: str) -> None:
+        """Check what the target hit's failure leaves, as a sweep does (sweep/rehearsal.py)."""
+        from failpath import _state, config, stdlib
+        from failpath.sweep.evidence import Scope
+        from failpath.sweep.rehearsal import Rehearsal
+
+        root = str(session.config.rootpath)
+        settings = config.resolve(root, {})
+        scope = Scope(root, tuple(settings["include"]), tuple(settings["exclude"]))
+        stdlib.recorder.start()
+        self.rehearsal = Rehearsal(spec, scope, stdlib.recorder)
+        _state.add_hook(self.rehearsal.hook, first=True)
+
+    def _new_tmp_dirs(self, item: pytest.Item) -> list[str]:
+        factory = getattr(item.config, "_tmp_path_factory", None)
+        base = getattr(factory, "_basetemp", None)
+        if base is None or not os.path.isdir(base):
+            return []
+        return [os.path.join(base, n) for n in os.listdir(base)
+                if os.path.join(base, n) not in self.basetemp_before]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -199,6 +229,9 @@ class _ReproducerPlugin:
 
         self.before, self.failed = oracles.Resources.now(), None
         self.threads = {t.ident for t in threading.enumerate() if t.ident}
+        if self.rehearsal is not None:
+            self.basetemp_before = set(self._new_tmp_dirs(item)) | self.basetemp_before
+            self.rehearsal.start_test(_LazyList(lambda: self._new_tmp_dirs(item)))
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
@@ -214,11 +247,17 @@ class _ReproducerPlugin:
         from failpath import arming
         from failpath.sweep import oracles
 
+        if self.rehearsal is not None:
+            self.rehearsal.end_test()  # in a clean twin: report and exit
         result = yield
         fired = sum(rule.fired for rule in arming._configured)
         failed, self.failed = self.failed, None
         if self.before is None or not fired:
             return result
+        damage = self.rehearsal.problems() if self.rehearsal is not None else []
+        if damage:
+            raise AssertionError("failpath: the injected fault left damage: "
+                                 + "; ".join(damage))
         # As in a sweep: what the failed test function itself still held is its cleanup,
         # and what the failure's traceback holds is measured only once it is released.
         oracles.close_test_owned(failed, getattr(getattr(item, "obj", None), "__code__", None))
@@ -232,3 +271,14 @@ class _ReproducerPlugin:
             raise AssertionError("failpath: left behind after the injected fault: "
                                  + "; ".join(found))
         return result
+
+
+class _LazyList(list[str]):
+    """A list computed when first iterated (the test's tmp dirs exist only after setup)."""
+
+    def __init__(self, compute: Callable[[], list[str]]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __iter__(self) -> Any:
+        return iter(self.compute())

@@ -18,12 +18,19 @@ _STDLIB_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def _on_behalf_files() -> tuple[str, ...]:
     """The standard library modules that do I/O on the project's behalf, not as its own:
-    ``logging`` (handlers writing records), ``warnings`` and ``traceback`` (printing)."""
+    ``logging`` (handlers writing records), ``warnings`` and ``traceback`` (printing),
+    ``multiprocessing`` and ``concurrent`` (the pipes, pickles and semaphores of their
+    processes and pools: IPC machinery, which a fault inside only breaks its bookkeeping)."""
+    import concurrent
     import logging
+    import multiprocessing
     import traceback
     import warnings
 
-    return (os.path.dirname(os.path.abspath(logging.__file__)) + os.sep,
+    def package(module: object) -> str:
+        return os.path.dirname(os.path.abspath(str(getattr(module, "__file__", "")))) + os.sep
+
+    return (package(logging), package(multiprocessing), package(concurrent),
             os.path.abspath(warnings.__file__), os.path.abspath(traceback.__file__))
 
 

@@ -91,9 +91,12 @@ def _bypassed(fn: F) -> F:
     def call(*args: Any, **kwargs: Any) -> Any:
         enter()
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         finally:
             leave()
+        # A function that returns a generator (3.11's os.walk returns _walk(...)): its
+        # steps run the real functions too.
+        return _stepped(result) if isinstance(result, types.GeneratorType) else result
 
     return call  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from failpath.sweep.records import Evidence, ExcFacts, UnitResult, first
+from failpath.sweep.records import Evidence, ExcFacts, MemoryFacts, UnitResult, first
 
 Verdict = tuple[str, str]  # (outcome class, reason)
 
@@ -23,8 +23,10 @@ def classify(ev: Evidence, strategy: str = "") -> UnitResult:
 
     A run that died is crashed or hung whatever else it shows; one whose fault never
     took effect is unreached or absorbed; otherwise every rule speaks and the class of
-    highest precedence wins.
+    highest precedence wins. A memory unit has rules of its own (:func:`classify_memory`).
     """
+    if ev.memory is not None:
+        return classify_memory(ev, strategy)
     verdict = died(ev) or not_reached(ev)
     if verdict is None:
         verdicts = [v for rule in RULES if (v := rule(ev)) is not None]
@@ -45,7 +47,8 @@ def classify(ev: Evidence, strategy: str = "") -> UnitResult:
     return UnitResult(outcome, reason, strategy, error=ev.injected,
                       final=final.text if final is not None else ev.exit, chain=chain,
                       traceback=final.traceback if final is not None else None,
-                      handler=handler, leaks=ev.leaks, invariant=ev.invariant)
+                      handler=handler, leaks=ev.leaks + ev.orphans,
+                      invariant=ev.invariant or (ev.torn[0] if ev.torn else ev.probe))
 
 
 # -- the rules -----------------------------------------------------------------------------
@@ -181,6 +184,142 @@ def in_children(ev: Evidence) -> Verdict | None:
     return "recovered", "the test passed although the fault fired in a child interpreter"
 
 
+def damaged(ev: Evidence) -> Verdict | None:
+    """Files left torn, or a retry of the failed call that shows broken or lost state."""
+    if ev.torn:
+        return "inconsistent", ev.torn[0]
+    if ev.probe:
+        return "inconsistent", ev.probe
+    return None
+
+
+def orphaned(ev: Evidence) -> Verdict | None:
+    """Files only the faulted run left, where the clean run left none."""
+    if ev.orphans:
+        return "leaked", "; ".join(ev.orphans[:3])
+    return None
+
+
+def hid_errors(ev: Evidence) -> Verdict | None:
+    """A programming error raised on the failure path and swallowed by the project."""
+    if ev.hidden:
+        return "mishandled", ev.hidden[0]
+    return None
+
+
+def masked(ev: Evidence) -> Verdict | None:
+    """The fault fired while another exception was propagating, and replaced it."""
+    if ev.masked:
+        return "mishandled", f"the injected error replaced {ev.masked}, which was lost"
+    return None
+
+
 #: The rules for a run whose fault took effect, in no particular order (precedence decides).
 RULES: tuple[Callable[[Evidence], Verdict | None], ...] = (
-    failed, skipped, inconsistent, leaked, swallowed, in_children)
+    failed, skipped, inconsistent, leaked, swallowed, in_children, damaged, orphaned,
+    hid_errors, masked)
+
+
+# == memory units: one failed allocation inside a C call (sweep/memory.py) =================
+# docs/memory.md states these rules; tests/test_memory.py tests each alone. They judge the
+# call at its boundary: how the C code (and any Python it called back) met the failure.
+
+#: What the interpreter says when a C function breaks the C-API's error contract.
+CONTRACT_ERRORS = ("returned NULL without setting an exception",
+                   "returned a result with an exception set",
+                   "error return without exception set")
+
+#: Memory blocks a failed call may leave beyond the clean call's before they count as a leak
+#: on their own (an error path may intern a name or two: PyObject_SetAttrString does).
+LEAK_BLOCKS = 3
+
+MemoryRule = Callable[[Evidence, MemoryFacts], Verdict | None]
+
+
+def classify_memory(ev: Evidence, strategy: str = "") -> UnitResult:
+    """The outcome of a memory unit: what the call did when its nth allocation failed.
+
+    A process that died is crashed or hung; a call that never got to allocation n is
+    unreached; otherwise every memory rule speaks and the class of highest precedence wins.
+    """
+    mem = ev.memory
+    assert mem is not None
+    verdict = died(ev) or memory_unreached(ev, mem)
+    if verdict is None:
+        verdicts = [v for rule in MEMORY_RULES if (v := rule(ev, mem)) is not None]
+        verdicts.append(("recovered", f"the call succeeded although allocation {mem.n} "
+                                      "failed (a fallback or a retry)"))
+        outcome = first([c for c, _ in verdicts])
+        verdict = next(v for v in verdicts if v[0] == outcome)
+    outcome, reason = verdict
+    leaks = tuple(f"left unreferenced: {o}" for o in mem.leaked_objects)
+    if mem.leaked_blocks >= LEAK_BLOCKS:
+        leaks += (f"{mem.leaked_blocks} memory blocks more than the clean call left",)
+    return UnitResult(outcome, reason, strategy, error=ev.injected,
+                      final=mem.exc_text if not ev.exit else ev.exit, chain=mem.chain,
+                      leaks=leaks)
+
+
+def _which(mem: MemoryFacts) -> str:
+    return f"allocation {mem.n}" + (" and every later one" if mem.persistent else "")
+
+
+def memory_unreached(ev: Evidence, mem: MemoryFacts) -> Verdict | None:
+    """The call finished before it made allocation n (SQLite's loop ends here)."""
+    if ev.inapplicable:
+        return "unreached", ev.inapplicable
+    if mem.allocations < mem.n:
+        return "unreached", (f"the call made {mem.allocations} allocations: allocation "
+                             f"{mem.n} never came")
+    return None
+
+
+def memory_contract(ev: Evidence, mem: MemoryFacts) -> Verdict | None:
+    """A SystemError of the C-API contract: NULL without an exception, or the reverse."""
+    if mem.contract:
+        return "mishandled", (f"SystemError: {mem.contract}: the C code broke the C-API's "
+                              f"error contract after {_which(mem)} failed")
+    return None
+
+
+def memory_raised(ev: Evidence, mem: MemoryFacts) -> Verdict | None:
+    """The call raised: MemoryError (or one chained from it) is right, anything else not."""
+    if mem.returned:
+        return None
+    if mem.memory_chained:
+        return "propagated", f"the failed allocation reached the caller as {mem.exc_type}"
+    if mem.says_oom:
+        return "propagated", f"the call reported the failed allocation: {mem.exc_text}"
+    if mem.exc_text == mem.clean:
+        return "recovered", f"the call raised what it raises without the failure ({mem.clean})"
+    return "mishandled", (f"the call raised {mem.exc_text} where the failed allocation should "
+                          f"have been a MemoryError ({_which(mem)} failed)")
+
+
+def memory_leaked(ev: Evidence, mem: MemoryFacts) -> Verdict | None:
+    """Objects (or memory blocks) the call left behind that the clean call did not."""
+    if mem.leaked_objects:
+        return "leaked", (f"after {_which(mem)} failed the call left "
+                          f"{', '.join(mem.leaked_objects[:3])} that nothing refers to")
+    if mem.leaked_blocks >= LEAK_BLOCKS:
+        return "leaked", (f"after {_which(mem)} failed the call left {mem.leaked_blocks} "
+                          "memory blocks more than the clean call")
+    return None
+
+
+def memory_swallowed(ev: Evidence, mem: MemoryFacts) -> Verdict | None:
+    """The call went on as if nothing failed where it should have said so."""
+    if not mem.returned:
+        return None
+    if mem.clean != "returned":
+        return "swallowed", (f"the call returned although without the failure it raises "
+                             f"{mem.clean}")
+    if any(u.startswith("MemoryError") for u in mem.unraisable):
+        return "swallowed", ("the failed allocation was reported as unraisable and the call "
+                             "went on")
+    return None
+
+
+#: The memory rules for a call that got to allocation n (precedence decides among them).
+MEMORY_RULES: tuple[MemoryRule, ...] = (memory_contract, memory_raised, memory_leaked,
+                                         memory_swallowed)

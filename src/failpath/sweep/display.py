@@ -87,9 +87,17 @@ def plan_lines(plan: dict[str, Any], top: int = 10) -> list[str]:
              f"{plan.get('possible')} possible units"
              + (f", estimated {estimate:.1f}s from baseline durations" if estimate else "")
              + (f"; skipped {parts}" if parts else "")]
+    contexts = plan.get("contexts") or {}
+    several = {t: c for t, c in contexts.items() if c[0] > 1}
+    if several:
+        lines.append(f"failpath: calling contexts: {len(several)} call sites are reached in "
+                     f"more than one way; {sum(c[1] for c in contexts.values())} of "
+                     f"{sum(c[0] for c in contexts.values())} contexts swept")
     per_site = plan.get("per_site") or {}
     for tag, n in list(per_site.items())[:top]:
-        lines.append(f"failpath:   {n:>5} units at {tag}")
+        found = contexts.get(tag)
+        more = f" ({found[1]} of {found[0]} contexts)" if found and found[0] > 1 else ""
+        lines.append(f"failpath:   {n:>5} units at {tag}{more}")
     if len(per_site) > top:
         lines.append(f"failpath:   ... and {len(per_site) - top} more call sites")
     return lines

@@ -318,8 +318,20 @@ def catch_of(exc: BaseException, scope: Scope) -> Catch | None:
         for handler in best.handlers:
             if _handler_matches(handler, exc):
                 return Catch(where, filename, handler.lineno, _is_empty(handler.body),
-                             _exits(handler.body))
+                             _exits(handler.body), _is_broad(handler))
     return Catch(where, filename, line)
+
+
+_BROAD = frozenset({"Exception", "BaseException"})
+
+
+def _is_broad(handler: ast.ExceptHandler) -> bool:
+    """The handler catches any error: bare, ``Exception`` or ``BaseException``."""
+    if handler.type is None:
+        return True
+    nodes = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any((n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)) in _BROAD
+               for n in nodes)
 
 
 def _raised_in_handler_of(exc: BaseException, caught: BaseException) -> bool:

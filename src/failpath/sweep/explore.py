@@ -11,7 +11,9 @@ pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
 from __future__ import annotations
 
 import asyncio
+import dis
 import gc
+import hashlib
 import signal
 import sys
 import threading
@@ -21,14 +23,17 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
-from failpath import _state
+from failpath import _state, tags
 from failpath.actions import Action
 from failpath.points import Fault, Hit, make_error, mark
 from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
 from failpath.sweep import channel, children, evidence, isolation, lifeline, oracles
+from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
 from failpath.sweep.evidence import describe
+from failpath.sweep.hidden import Raised
 from failpath.sweep.records import Evidence, Unit, UnitResult
+from failpath.sweep.units import unit_id
 from failpath.triggers import parse_chain
 
 try:  # imported once here, not in every forked child (a C extension load per unit)
@@ -43,6 +48,8 @@ STARTUP_ALLOWANCE = 60.0
 _PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
 
 
+#: Contexts a baseline tells apart per call site (sweep/select.py gives each a unit).
+MAX_CONTEXTS = 8
 #: The classes of points whose failure is a failed release: what stays is the fault's effect.
 RELEASE_CLASSES = frozenset({"io:close", "io:unlink", "io:rmdir"})
 
@@ -64,6 +71,10 @@ class ChildState:
     retried: bool = False  # one of them came while the catching frame still ran
     released: str | None = None  # the path whose failed release was the fault
     release: bool = False  # the failed operation was a release (close, unlink, rmdir)
+    twin: bool = False  # a clean twin: it observes the hit and fails nothing
+    inapplicable: str | None = None  # the unit's errno contradicts the state at the hit
+    masking: BaseException | None = None  # what was propagating when the fault fired
+    hidden: Raised | None = None  # programming errors raised from the fault on
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -89,6 +100,10 @@ class AgentOptions:
     include: list[str] = field(default_factory=list)  # the project's files (sweep scope)
     exclude: list[str] = field(default_factory=list)
     confirm: bool = True  # replay fork-at-point bugs from the pre-test state
+    twin: bool = False  # subprocess child: the clean twin of ``unit``
+    twin_facts: dict[str, Any] | None = None  # subprocess child: the clean twin's facts
+    mode: str = "transient"  # the sweep's mode (persistent units for retry sites if transient)
+    memory: list[str] = field(default_factory=list)  # memory sweep targets (sweep/memory.py)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AgentOptions:
@@ -210,6 +225,20 @@ class Agent:
         self.child_report: str | None = None
         self.unit_pipe: tuple[int, channel.Reader, int] | None = None  # made before the test
         self.unconfirmed: list[tuple[Unit, dict[str, Any]]] = []
+        self.aftermath = Aftermath(self.scope, lambda: self.tmp_roots(), self._written)
+        self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
+        self.twin_facts: dict[str, Any] | None = None  # the clean twin's, for this child
+        self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
+        self.last_tag: str | None = None  # the hit before, in this run (its context)
+        self._kinds: dict[Any, str] = {}
+        self.retry_units: list[Unit] = []  # persistent units for sites whose handler retries
+        if recorder is not None:
+            recorder.on_write = self.aftermath.note_write
+
+    def _written(self) -> frozenset[str]:
+        """Every path this run of the test wrote (before the fork included)."""
+        paths = self.recorder.paths if self.recorder is not None else frozenset()
+        return paths | self.prefix_writes
 
     def __repr__(self) -> str:
         return f"<Agent pid={self.pid} phase={self.phase} units_done={len(self.done)}>"
@@ -243,10 +272,37 @@ class Agent:
             rec = self.hits[t.key] = {"tag": t.key, "name": t.name, "cls": t.cls,
                                       "module": t.module, "function": t.function,
                                       "file": t.file, "line": t.line, "count": 0,
-                                      "sized": False, "nofail": 0}
+                                      "sized": False, "nofail": 0, "contexts": {}}
         rec["count"] = n
         rec["sized"] = rec["sized"] or hit.sized
         rec["nofail"] += int(hit.nofail)
+        contexts = rec["contexts"]
+        context = self._context(hit.tag.key)
+        if context in contexts:
+            contexts[context][1] += 1
+        elif len(contexts) < MAX_CONTEXTS:
+            contexts[context] = [n, 1]  # the first hit in this context, and how many
+        self.last_tag = hit.tag.key
+
+    def _context(self, tag: str) -> str:
+        """How this hit was reached: the project's frames on the stack, and the hit before.
+
+        A site reached by two paths (the first write of a key, and an overwrite that
+        deletes the old file first) gets a context for each; the planner gives each one
+        a unit (sweep/select.py).
+        """
+        parts = [self.last_tag or ""]
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None and len(parts) < 16:
+            kind = self._kinds.get(frame.f_code)
+            if kind is None:
+                kind = self._kinds[frame.f_code] = self.scope.kind(frame.f_code.co_filename)
+            if kind == "project":
+                parts.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
+            elif kind not in ("stdlib", "failpath"):
+                break
+            frame = frame.f_back
+        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
     def _child_hit(self, hit: Hit, key: str, n: int) -> Fault | None:
         child = self.child
@@ -255,7 +311,12 @@ class Agent:
         if key != unit.tag:
             return None
         if not child.fired:
-            return self._fire(hit) if n == unit.nth else None
+            if n != unit.nth:
+                return None
+            if child.twin:
+                self._observe()
+                return None
+            return self._fire(hit)
         child.rehits += 1
         if not child.retried:
             child.retried = self._handler_on_stack(child)
@@ -284,6 +345,9 @@ class Agent:
         if hit.nofail:
             child.absorbed = True
             return None
+        child.inapplicable = _contradicted(child.unit.action, hit)
+        if child.inapplicable:
+            return None  # a real system could not fail this way here
         self._restart_coverage()
         child.release = hit.tag.cls in RELEASE_CLASSES
         child.released = hit.filename if child.release else None
@@ -300,7 +364,30 @@ class Agent:
             child.error = describe(fault.exc)
         else:
             child.error = f"{fault.kind}({fault.value!r})"
+        child.masking = _propagating()
+        self.aftermath.mark_fault()
+        retry = (lambda: min(5.0, self._timeout_for(child.unit) / 2)) \
+            if child.unit.mode == "transient" else None
+        self.aftermath.watch_from(sys._getframe(1), lambda facts: None, retry, child.injected)
+        hidden = Raised(self.scope)
+        if hidden.available(self.cov is not None):
+            child.hidden = hidden
+            hidden.start()
         return fault
+
+    def _observe(self) -> None:
+        """A clean twin at the unit's hit: report the files when the call ends, and stop."""
+        child = self.child
+        assert child is not None
+        child.fired = True
+
+        def send(facts: dict[str, Any]) -> None:
+            channel.send(child.result_fd, {"id": child.unit.id, "outcome": "recovered",
+                                           "twin": facts})
+            os._exit(0)
+
+        if not self.aftermath.watch_from(sys._getframe(1), send):
+            send(self.aftermath.snapshot("test-ended"))
 
     def _restart_coverage(self) -> None:
         """Forget the lines run before the fault: the child measures only its failure path."""
@@ -350,17 +437,23 @@ class Agent:
         return sorted(p for p in written if self._snapshot_worthy(p))
 
     def _snapshot_worthy(self, path: str) -> bool:
-        """Written paths worth a snapshot: not pytest's temp area (the test's own dirs
-        there are snapshotted as owned), never a protected or special file."""
+        """Written paths worth a snapshot: not this session's pytest temp area (the test's
+        own dirs there are snapshotted as owned) nor pytest's own bookkeeping beside it
+        (its numbered session dirs, locks and symlinks), never a protected or special file.
+        Another session's tmp dir is a directory like any other (a project swept from
+        within a test lives there)."""
         path = os.path.abspath(path)
-        if path.startswith(_PYTEST_TMP) or os.path.dirname(path) == path:
+        if os.path.dirname(path) == path:
             return False
         base = self.basetemp()
         if base is not None:
-            parent = os.path.dirname(base.rstrip("/"))
-            if path == parent or base.startswith(path.rstrip("/") + "/") or \
-                    path.startswith(parent.rstrip("/") + "/"):
+            base = base.rstrip("/")
+            parent = os.path.dirname(base)
+            if path == parent or os.path.dirname(path) == parent or \
+                    base.startswith(path.rstrip("/") + "/") or path.startswith(base + "/"):
                 return False
+        elif path.startswith(_PYTEST_TMP) and path.count("/") <= _PYTEST_TMP.count("/") + 1:
+            return False
         return not isolation.protected(path)
 
     def _basetemp_entries(self) -> set[str]:
@@ -373,10 +466,28 @@ class Agent:
         return isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
 
     def _fork_at_point(self, unit: Unit, hit: Hit) -> Fault | None:
-        return self._forked(unit, "fork-at-point", lambda: self._fire(hit), self._conclude)
+        return self._forked(unit, "fork-at-point", lambda: self._fire(hit), self._after_child)
+
+    def _after_child(self, unit: Unit, result: dict[str, Any]) -> None:
+        """A fork-at-point child reported: its files are judged when this run's call ends."""
+        if "damage" in result and self.aftermath.await_clean(sys._getframe(), unit, result,
+                                                             self._judged):
+            return
+        self._conclude(unit, _without_facts(result))
+
+    def _judged(self, unit: Unit, result: dict[str, Any], clean: dict[str, Any]) -> None:
+        """The clean run's facts at the same moment: classify the child's evidence again."""
+        orphans, torn, verdict = findings(result.get("damage"), clean, result.get("released"))
+        ev = replace(Evidence.from_json(result["evidence"]), orphans=orphans, torn=torn,
+                     probe=verdict)
+        again = classify(ev, str(result.get("strategy") or "fork-at-point")).to_json()
+        result = {**result, **{k: again[k] for k in ("outcome", "reason", "bug", "leaks",
+                                                     "invariant", "final", "chain")}}
+        self._conclude(unit, _without_facts(result))
 
     def _forked(self, unit: Unit, strategy: str, child: Callable[[], Fault | None],
-                conclude: Callable[[Unit, dict[str, Any]], None]) -> Fault | None:
+                conclude: Callable[[Unit, dict[str, Any]], None],
+                twin: bool = False) -> Fault | None:
         """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
         its own stack; the parent waits for its report, restores the snapshot, hands the
         result to ``conclude`` and returns None.
@@ -398,7 +509,7 @@ class Agent:
         if pid == 0:
             if shared is None:
                 os.close(read_fd)
-            self._become_child(unit, write_fd, strategy)
+            self._become_child(unit, write_fd, strategy, twin=twin)
             return child()
         gc.unfreeze()
         if shared is None:
@@ -409,8 +520,9 @@ class Agent:
         return None
 
     def _become_child(self, unit: Unit, result_fd: int, strategy: str,
-                      parent: int | None = None) -> None:
+                      parent: int | None = None, twin: bool = False) -> None:
         lifeline.die_with_parent(self.pid if parent is None else parent)
+        self.aftermath.forget_parent()
         try:
             os.setpgid(0, 0)
         except OSError:
@@ -418,13 +530,14 @@ class Agent:
         limit_memory(self.options.memory_limit)
         _own_resource_tracker()
         action = parse_chain(unit.action).tasks[0].action
-        self.child = ChildState(unit, result_fd, os.getpid(), strategy, action)
+        self.child = ChildState(unit, result_fd, os.getpid(), strategy, action, twin=twin)
         self.child_report = children.arm(unit.to_json(), self.options.groups,
                                          self.options.root)
         self.phase = "child"
         self.busy = False
         if self.recorder is not None:
-            self.recorder.clear()
+            self.prefix_writes = self.recorder.paths  # the files written before the fault
+            self.recorder.clear()  # from here on: the child's own writes (isolation's)
 
     def _finish_unit(self, unit: Unit, pid: int, reader: channel.Reader,
                      snap: isolation.Snapshot, base_before: set[str], started: float,
@@ -541,11 +654,41 @@ class Agent:
                     "fork-at-point": first["outcome"], "fork-per-unit": replay["outcome"],
                     "fork-at-point-reason": first.get("reason")}))
 
-    def _report(self, unit: Unit, result: dict[str, Any]) -> None:
+    def _report(self, unit: Unit, result: dict[str, Any],
+                entry: dict[str, Any] | None = None) -> None:
+        """Send one unit's result; ``entry``: a unit added while sweeping (not planned)."""
         self.done.add(unit.id)
         result["id"] = unit.id
         result.setdefault("bug", UnitResult(result["outcome"]).bug)
-        self.emit({"type": "unit", "result": result})
+        if result.pop("retried", False) and unit.mode == "transient":
+            self.retry_units.append(unit)
+        message = {"type": "unit", "result": result}
+        if entry is not None:
+            message["unit"] = entry
+        self.emit(message)
+
+    def _persist_at_retries(self, item: Any) -> None:
+        """A transient unit whose handler retried: fail that site persistently as well.
+
+        A retry loop recovers from one failure; a loop that retries a persistent failure
+        forever hangs. Without ``--mode both``, such a site gets its persistent unit here.
+        """
+        pending, self.retry_units = self.retry_units, []
+        if self.options.mode != "transient":
+            return  # persistent units are planned already
+        for unit in pending:
+            pid = unit_id(unit.test, unit.tag, unit.nth, "persistent", unit.action)
+            if pid in self.done or pid in self.entries:
+                continue
+            persistent = replace(unit, id=pid, mode="persistent")
+            entry = dict(self.entries.get(unit.id) or unit.to_json(), id=pid,
+                         mode="persistent", added="its handler retried the transient unit")
+            self.entries[pid] = entry
+
+            def report(u: Unit, r: dict[str, Any], e: dict[str, Any] = entry) -> None:
+                self._report(u, r, entry=e)
+
+            self._run_forked(item, persistent, conclude=report)
 
     def _emit_channel(self, message: dict[str, Any]) -> None:
         channel.send(self.options.out_fd, message)
@@ -553,7 +696,7 @@ class Agent:
     # -- running tests -----------------------------------------------------------------
     def run_baseline(self, item: Any) -> dict[str, Any]:
         """Run ``item`` cleanly, counting its hits; the baseline record."""
-        self.counts, self.hits = {}, {}
+        self.counts, self.hits, self.last_tag = {}, {}, None
         if self.recorder is not None:
             self.recorder.clear()
         self.phase = "baseline"
@@ -575,6 +718,7 @@ class Agent:
         """Run the item once; status, failure and what it left behind (as a child measures
         it: exceptions released, new threads given a moment, a full collection)."""
         self.invariant_failures = []
+        self.aftermath.start_run(tracking=self.phase in ("sweep", "child"))
         with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             self.warns = warns
             self.test_start = oracles.Resources.now()
@@ -615,6 +759,8 @@ class Agent:
                 self._run_subprocess(item, unit)
             else:
                 self._run_forked(item, unit)
+        if hasattr(os, "fork"):
+            self._persist_at_retries(item)
 
     def _sweep_fork_at_point(self, item: Any, units: list[Unit]) -> None:
         self.plan = {}
@@ -636,6 +782,7 @@ class Agent:
                 self.phase = None
         if self.phase == "child":
             self.finish_child(item, outcome)
+        self.aftermath.flush()
         self.unit_pipe = None
         os.close(read_fd)
         os.close(write_fd)
@@ -647,9 +794,21 @@ class Agent:
             self.counts = {}
             self.finish_child(item, self._run(item))  # never returns
 
-        self._forked(unit, "fork-per-unit", child, conclude or self._report)
+        twins: dict[str, Any] = {}
+        self._forked(unit, "twin", child, lambda _u, r: twins.update(r), twin=True)
+        self.twin_facts = twins.get("twin")  # the clean run, at the moment of the unit's hit
+        try:
+            self._forked(unit, "fork-per-unit", child, conclude or self._report)
+        finally:
+            self.twin_facts = None
 
     def _run_subprocess(self, item: Any, unit: Unit) -> None:
+        twin = self._subprocess(item, unit, {"twin": True})
+        result = self._subprocess(item, unit, {"twin_facts": twin.get("twin")})
+        self._report(unit, result)
+
+    def _subprocess(self, item: Any, unit: Unit, extra: dict[str, Any]) -> dict[str, Any]:
+        """Run ``unit`` in a fresh interpreter; its result."""
         import json
 
         snap = self._take_snapshot(unit)
@@ -660,7 +819,7 @@ class Agent:
                 "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
                 "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
                 "baseline": False, "parent": os.getpid(), "include": self.options.include,
-                "exclude": self.options.exclude}
+                "exclude": self.options.exclude, **extra}
         env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
         env.pop("FAILPATH", None)
         started = time.perf_counter()
@@ -677,7 +836,7 @@ class Agent:
         result = self._finish_unit(unit, proc.pid, channel.Reader(read_fd), snap, base_before,
                                    started, "subprocess")
         proc.returncode = 0  # _wait_child reaped it; stops Popen.__del__ warning it runs
-        self._report(unit, result)
+        return result
 
     pytest_args: list[str] = []
 
@@ -689,6 +848,10 @@ class Agent:
             os._exit(0)  # a process the test forked came back here: it has nothing to say
         assert child is not None
         self.busy = True
+        if child.twin:  # its call never ended, or its hit never came
+            channel.send(child.result_fd, {"id": child.unit.id, "outcome": "recovered",
+                                           "twin": self.aftermath.snapshot("test-ended")})
+            os._exit(0)
         try:
             result = self._classify_child(item, child, outcome).to_json()
         except BaseException as exc:  # report failpath's own failure instead of hanging
@@ -707,12 +870,17 @@ class Agent:
         spawned = children.summarize(children.read_reports(self.child_report or ""))
         final = outcome.pop("exc", None)
         status = outcome["status"]
+        facts = self.aftermath.facts or self.aftermath.snapshot("test-ended")
+        orphans, torn, verdict = findings(facts, self.twin_facts, child.released)
         ev = evidence.collect(
             status=status, final=final, injected=child.injected, scope=self.scope,
             clean_errors=tuple(self.options.clean_errors), fired=child.fired,
             absorbed=child.absorbed, point_cls=child.unit.cls, release=child.release,
             error=child.error, retried=child.retried, spawned=spawned,
-            invariant="; ".join(self.invariant_failures) or None)
+            invariant="; ".join(self.invariant_failures) or None, orphans=orphans,
+            inapplicable=child.inapplicable,
+            torn=torn, probe=verdict, hidden=self._hidden(child, final),
+            masked=_masked(child.masking, child.injected, final))
         if status == "failed":  # the test's skipped cleanup is not a leak
             oracles.close_test_owned(final, getattr(getattr(item, "obj", None), "__code__",
                                                     None))
@@ -721,13 +889,31 @@ class Agent:
         # (an exception stored in a long-lived object) stays held, and is a leak.
         final = child.injected = None
         ev = replace(ev, leaks=tuple(self._leaks(item, child, status)))
+        extra: dict[str, Any] = {"retried": child.retried, "released": child.released}
+        if spawned.fired:
+            extra["child"] = {"crashed": list(spawned.crashed), "ends": list(spawned.ends)}
+        if self.twin_facts is None and ev.fired and not ev.absorbed:
+            # fork-at-point: the parent is the clean run, and judges the files when its
+            # call ends (Agent._judged)
+            extra.update(damage=facts, evidence=ev.to_json())
         return classify(ev, child.strategy).with_(
             error=child.error or spawned.error,
             output=(outcome.get("output") or "")[-OUTPUT_LIMIT:],
             writes=tuple(sorted(self.recorder.paths)) if self.recorder is not None else (),
-            lines=self._covered_lines(), **({"child": {"crashed": list(spawned.crashed),
-                                                       "ends": list(spawned.ends)}}
-                                            if spawned.fired else {}))
+            lines=self._covered_lines(), **extra)
+
+    def _hidden(self, child: ChildState, final: BaseException | None) -> tuple[str, ...]:
+        """Programming errors the project raised on the failure path and swallowed."""
+        if child.hidden is None:
+            return ()
+        child.hidden.stop()
+        out = []
+        for exc, where in child.hidden.swallowed(final):
+            catch = evidence.catch_of(exc, self.scope)
+            if catch is not None and catch.where == "project" and catch.broad:
+                out.append(f"{describe(exc)} raised at {where} was swallowed by the "
+                           f"handler at {catch.file}:{catch.line}")
+        return tuple(out)
 
     def _leaks(self, item: Any, child: ChildState, status: str) -> list[str]:
         """What is still held once everything was released and collected.
@@ -770,6 +956,54 @@ class Agent:
                 nums = sorted({ln if isinstance(ln, int) else abs(ln[1]) for ln in lines})
                 out[filename[len(root):]] = [n for n in nums if n > 0]
         return out
+
+
+def _contradicted(action: str, hit: Hit) -> str | None:
+    """Why ``raise(ERRNO)`` cannot happen at ``hit`` (ENOENT for a file that exists)."""
+    import errno as errno_names
+
+    from failpath.stdlib.defaults import consistent
+
+    name = action[6:-1].split(",")[0].strip() if action.startswith("raise(") else ""
+    code = getattr(errno_names, name, None)
+    if not isinstance(code, int) or consistent(code, hit):
+        return None
+    return f"{name} contradicts the state at the hit: a real system cannot fail this way here"
+
+
+def _without_facts(result: dict[str, Any]) -> dict[str, Any]:
+    """A result as reported: without the facts only the parent needed."""
+    return {k: v for k, v in result.items() if k not in ("damage", "evidence", "released")}
+
+
+def _propagating() -> BaseException | None:
+    """The exception propagating at a hit, if the hit is in explicit cleanup code.
+
+    A ``finally`` or ``except`` block runs while it propagates. A ``with`` block's exit
+    (a file's close at the end of ``with open``) is not counted: replacing the body's
+    error there is how Python's ``with`` works, not a choice of the code.
+    """
+    current = sys.exc_info()[1]
+    if current is None or evidence.injection_of_self(current):
+        return None
+    frame = tags.caller_frame(sys._getframe(1))
+    if frame is not None and frame.f_lasti >= 0:
+        op = frame.f_code.co_code[frame.f_lasti]
+        if dis.opname[op] in ("WITH_EXCEPT_START", "WITH_CLEANUP_START"):
+            return None
+    return current
+
+
+def _masked(original: BaseException | None, injected: BaseException | None,
+            final: BaseException | None) -> str | None:
+    """``describe(original)`` when the injected error replaced it on its way out."""
+    if original is None or injected is None:
+        return None
+    if final is not None and any(e is original for e in evidence.cause_chain(final)):
+        return None  # the original reached the test (or what the test saw was raised from it)
+    if any(e is original for e in evidence.full_chain(injected)[1:]):
+        return describe(original)
+    return None
 
 
 def install(agent: Agent) -> None:

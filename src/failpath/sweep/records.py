@@ -136,6 +136,7 @@ class Catch:
         file: the catching frame's file; ``line``: the handler's line.
         empty: the handler does nothing (``pass``, ``continue``, ``suppress``).
         exits: the handler raises, returns or exits: a translation of the error.
+        broad: the handler catches everything (bare, ``Exception``, ``BaseException``).
     """
 
     where: str
@@ -143,6 +144,7 @@ class Catch:
     line: int | None = None
     empty: bool = False
     exits: bool = False
+    broad: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,32 @@ class Evidence:
     invariant: str | None = None
     spawned: Spawned | None = None
     inapplicable: str | None = None  # the fault could not be realised here (why)
+    memory: MemoryFacts | None = None  # a memory unit: one failed allocation in a C call
+    orphans: tuple[str, ...] = ()  # files only the faulted run left (sweep/damage.py)
+    torn: tuple[str, ...] = ()  # files left neither as they were nor as the clean run left
+    probe: str | None = None  # what retrying the failed call showed (sweep/probe.py)
+    hidden: tuple[str, ...] = ()  # programming errors swallowed on the failure path
+    masked: str | None = None  # the exception the injected one replaced
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (the child's evidence, which the fork-at-point parent completes)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evidence:
+        """The inverse of :meth:`to_json`."""
+        known = dict(data)
+        for key, record in (("final", ExcFacts), ("catch", Catch), ("spawned", Spawned)):
+            if known.get(key) is not None:
+                known[key] = _record(record, known[key])
+        for key in ("leaks", "orphans", "torn", "hidden"):
+            known[key] = tuple(known.get(key) or ())
+        return cls(**known)
+
+
+def _record(cls: Any, data: dict[str, Any]) -> Any:
+    """A frozen record from its ``asdict`` form (lists back to tuples)."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +263,40 @@ class UnitResult:
                 known[key] = tuple(known[key] or ())
         extra = {k: v for k, v in data.items() if k not in names and k not in ("bug", "id")}
         return cls(**known, extra=extra)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFacts:
+    """What one memory unit's call did with its failed allocation (sweep/memory.py).
+
+    Attributes:
+        n: the allocation failed (1-based, counted from the call's entry).
+        persistent: allocation ``n`` and every later one failed (else only ``n``).
+        allocations: the allocations the call made while armed (its hooks' count).
+        returned: the call returned normally (else it raised).
+        exc_type, exc_text: the exception at the call boundary (``Type: message``), after
+            looking through MemoryErrors the interpreter raised there while unwinding.
+        chain: ``exc_text`` of it and of its causes and contexts, outermost first.
+        memory_chained: it is a MemoryError, or one is in its cause or context chain.
+        contract: the C-API contract SystemError found in the chain (its message).
+        says_oom: its message says memory ran out (a parse error "out of memory").
+        clean: what the same call did without a failure: ``returned`` or ``Type: message``.
+        leaked_blocks: memory blocks still allocated after the call beyond the clean call's.
+        leaked_objects: objects nothing refers to that the clean call did not leave.
+        unraisable: exceptions the call reported as unraisable ("Exception ignored in").
+    """
+
+    n: int
+    persistent: bool = False
+    allocations: int = 0
+    returned: bool = False
+    exc_type: str | None = None
+    exc_text: str | None = None
+    chain: tuple[str, ...] = ()
+    memory_chained: bool = False
+    contract: str | None = None
+    says_oom: bool = False
+    clean: str = "returned"
+    leaked_blocks: int = 0
+    leaked_objects: tuple[str, ...] = ()
+    unraisable: tuple[str, ...] = ()

@@ -40,6 +40,7 @@ def unit_entry(unit: dict[str, Any], res: dict[str, Any], root: str) -> dict[str
         "reason": res.get("reason"), "confirmed": res.get("confirmed"),
         "disagreement": res.get("disagreement"), "restore_error": res.get("restore_error"),
         "untrusted_writes": res.get("untrusted_writes"),
+        "memory": res.get("memory"),  # a memory unit's call, allocation and reproducer
     }
 
 

@@ -71,17 +71,35 @@ def _speed(test: str, duration: float, seed: int) -> tuple[int, str]:
     return bucket, hashlib.sha1(f"{seed}:{test}".encode()).hexdigest()
 
 
-def pick(reaches: list[Reach], k: int) -> list[tuple[Reach, int]]:
-    """``k`` distinct (test, nth) for one site: fastest tests, hit positions spread.
+def contexts_of(reaches: list[Reach]) -> dict[str, tuple[Reach, int]]:
+    """Each calling context of a site (sweep/explore.py Agent._context), with the fastest
+    test's first hit in it."""
+    found: dict[str, tuple[Reach, int]] = {}
+    for r in reaches:
+        for context, (first, _count) in sorted((r.hit.get("contexts") or {}).items(),
+                                               key=lambda kv: kv[1][0]):
+            found.setdefault(context, (r, int(first)))
+    return found
 
-    Unit ``i`` aims at the fraction ``i/(k-1)`` of its test's hits (first, middle, last for
-    k=3) in the ``i``-th fastest test; a taken or missing spot falls to the next test, then
-    to any remaining (test, nth) in speed order. ``k <= 0`` picks every unit.
+
+def pick(reaches: list[Reach], k: int) -> list[tuple[Reach, int]]:
+    """``k`` distinct (test, nth) for one site, and one more for each context left out.
+
+    First one unit for every calling context of the site (a site reached by two paths gets
+    a unit for each), then, up to ``k``: unit ``i`` aims at the fraction ``i/(k-1)`` of its
+    test's hits (first, middle, last for k=3) in the ``i``-th fastest test; a taken or
+    missing spot falls to the next test, then to any remaining (test, nth) in speed order.
+    ``k <= 0`` picks every unit.
     """
     if k <= 0:
         return [(r, n) for r in reaches for n in r.positions]
     chosen: list[tuple[Reach, int]] = []
     taken: set[tuple[str, int]] = set()
+    for r, n in contexts_of(reaches).values():
+        if (r.test, n) not in taken:
+            taken.add((r.test, n))
+            chosen.append((r, n))
+    k = max(k, len(chosen))
     for i in range(k):
         frac = 0.0 if k == 1 else i / (k - 1)
         for j in range(len(reaches)):
@@ -113,6 +131,7 @@ class PlanStats:
     estimate_s: float = 0.0
     per_site: dict[str, int] = field(default_factory=dict)
     unplanned: list[dict[str, Any]] = field(default_factory=list)
+    contexts: dict[str, list[int]] = field(default_factory=dict)  # tag -> [found, swept]
 
     def count(self, unit: dict[str, Any], cost: float) -> None:
         """Count one planned unit."""
@@ -127,7 +146,8 @@ class PlanStats:
                             "saturation": 0},
                 "per_site": dict(sorted(self.per_site.items(), key=lambda kv: (-kv[1],
                                                                                kv[0]))),
-                "estimate_s": round(self.estimate_s, 3), "unplanned": self.unplanned}
+                "estimate_s": round(self.estimate_s, 3), "unplanned": self.unplanned,
+                "contexts": dict(sorted(self.contexts.items()))}
 
 
 class Planner:
@@ -164,7 +184,7 @@ class Planner:
         for record in baseline:
             if record["status"] != "passed":
                 continue
-            duration = float(record.get("duration") or 0.0)
+            duration = float(record.get("rank_duration", record.get("duration")) or 0.0)
             self.test_order.setdefault(record["test"], len(self.test_order))
             for hit in record["hits"]:
                 if not in_scope(hit["file"], self.root, s["include"], s["exclude"]):
@@ -251,9 +271,15 @@ class Planner:
                 fitting = [r for r in reaches if action in actions(r.hit, self.settings)]
                 k = self.k if self.select != "all" else 0
                 lists.append(iter([(r, n, mode, action) for r, n in pick(fitting, k)]))
+        found = contexts_of(reaches)
+        picked: set[tuple[str, int]] = set()
         for group in _interleave(lists):
             r, n, mode, action = group
+            picked.add((r.test, n))
             yield self._unit(r, n, mode, action), self.cost(r)
+        if found:
+            self.stats.contexts[tag] = [len(found), sum(
+                1 for r, n in found.values() if (r.test, n) in picked)]
         if self.select != "all":
             self.stats.selection += self._site_possible(tag) - self._site_chosen(tag)
 

@@ -101,6 +101,8 @@ def make_unit(test: str, hit: dict[str, Any], nth: int, mode: str, action: str,
 def reproducer(unit: dict[str, Any]) -> str:
     """A one-line command that reproduces the unit with plain pytest (from the root)."""
     n, action = int(unit["nth"]), unit["action"]
+    if action.startswith("nomem("):  # a memory unit: replayed from the journal
+        return f"failpath replay '{unit['id']}'"
     chain = (f"{n - 1}*off->" if n > 1 else "") + (
         f"1*{action}->off" if unit["mode"] == "transient" else action)
     return f"FAILPATH='{unit['tag']}={chain}' python -m pytest '{unit['test']}'"

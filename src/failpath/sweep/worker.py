@@ -45,6 +45,7 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
     for entry in _plan_entries(options):
         item = items.get(entry["test"])
         units = [Unit.from_json(u) for u in entry["units"]]
+        agent.entries.update((u["id"], u) for u in entry["units"])
         if item is None:
             for unit in units:
                 agent._report(unit, {"outcome": "unreached", "bug": False, "strategy": "none",
@@ -107,7 +108,9 @@ def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) 
     agent.clean[unit.test] = oracles.Delta.from_json(options.clean or {})
     agent.pid = os.getpid()
     channel.send(options.result_fd, {"type": "ready"})  # the unit's timeout starts now
-    agent._become_child(unit, options.result_fd, "subprocess", parent=options.parent)
+    agent.twin_facts = options.twin_facts  # the clean twin's, when this one is the unit
+    agent._become_child(unit, options.result_fd, "subprocess", parent=options.parent,
+                        twin=options.twin)
     agent.finish_child(item, agent._run(item))
 
 

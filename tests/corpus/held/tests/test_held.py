@@ -1,5 +1,4 @@
 import pytest
-
 from held.store import Archive, Store
 
 

@@ -1,0 +1,177 @@
+"""The aftermath of a unit: what its failure left in the files and in the failed call's object.
+
+The agent drives it at four moments:
+
+* while a test runs (sweep and child phases), the recorder reports each path before it is
+  written, and :meth:`Aftermath.note_write` keeps what the file held then;
+* at a unit's hit, in its child (or a clean twin), :meth:`watch_from` finds the boundary
+  (sweep/boundary.py) and, when it ends, lists the files (and, in the faulted child after a
+  transient fault propagated out of the call, retries it: sweep/probe.py);
+* in the fork-at-point parent, the clean run at the same moment is the parent itself:
+  :meth:`await_clean` holds the child's result until the parent's boundary ends;
+* :func:`findings` compares faulted and clean facts into orphans, torn files and the probe's
+  verdict, which classification weighs (sweep/classify.py).
+
+Facts travel as JSON: ``{"how": returned|raised|test-ended, "listing": {...}, "places":
+{...}, "before": {...}, "value": plain repr or None, "probe": {...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from types import FrameType
+from typing import Any
+
+from failpath.stdlib._real import bypass
+from failpath.sweep import boundary, damage, probe
+from failpath.sweep.evidence import Scope
+
+Facts = dict[str, Any]
+Pending = tuple[Any, dict[str, Any], Callable[[Any, dict[str, Any], Facts], None]]
+
+
+class Aftermath:
+    """Per agent: the boundary watch, the before-digests of the current run, pending units."""
+
+    def __init__(self, scope: Scope, owned: Callable[[], list[str]],
+                 written: Callable[[], frozenset[str]]) -> None:
+        self.scope = scope
+        self.owned = owned
+        self.written = written
+        self.tracking = False
+        self.before: dict[str, str] = {}
+        self.watch = boundary.Watch()
+        self.pending: dict[int, list[Pending]] = {}
+        self.frames: dict[int, FrameType] = {}
+        self.facts: Facts | None = None  # the child's, once its boundary ended
+        self.at_fault: frozenset[str] = frozenset()  # what the run had written by the fault
+
+    def __repr__(self) -> str:
+        return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
+                f"{sum(map(len, self.pending.values()))} pending>")
+
+    # -- every run ---------------------------------------------------------------------
+    def start_run(self, tracking: bool) -> None:
+        """A test run starts: forget the last one's digests; track writes when asked."""
+        self.before, self.facts, self.tracking = {}, None, tracking
+        self.at_fault = frozenset()
+
+    def mark_fault(self) -> None:
+        """The fault fires now: what was written so far is the operation's, what comes
+        later is the failure path's own (an error record is not an orphan)."""
+        self.at_fault = frozenset(self.written())
+
+    def note_write(self, path: str) -> None:
+        """The recorder's ``on_write``: what ``path`` holds before it is written (once)."""
+        if self.tracking:
+            with bypass():
+                self.before[path] = damage.digest(path)
+
+    def places(self, extra: damage.Places | None = None) -> damage.Places:
+        """Where this run wrote, and its tmp dirs (with ``extra``, another run's too)."""
+        mine = damage.places_of(self.written(), self.owned())
+        return mine if extra is None else mine.union(extra)
+
+    def snapshot(self, how: str, value: Any = None, extra: damage.Places | None = None
+                 ) -> Facts:
+        """The facts now: the listing of the places, and what the call returned."""
+        places = self.places(extra)
+        before = {places.key(p): d for p, d in self.before.items()}
+        later = sorted(places.key(p) for p in self.written() - self.at_fault)
+        return {"how": how, "listing": damage.listing(places), "places": asdict(places),
+                "before": before, "value": probe.plain(value) if how == "returned" else None,
+                "made_before": sorted(places.key(p) for p in self.at_fault),
+                "made_after": later}
+
+    # -- in a unit's child -------------------------------------------------------------
+    def watch_from(self, frame: FrameType | None, on_end: Callable[[Facts], None],
+                   retry: Callable[[], float] | None = None,
+                   injected: BaseException | None = None) -> bool:
+        """Watch the boundary above ``frame``; at its end take the facts, retry the call
+        if ``retry`` (it gives the probe's timeout) and the call raised, then ``on_end``.
+
+        Returns False when there is no boundary (no project frame on the stack).
+        """
+        found = boundary.find(frame, self.scope)
+        if found is None:
+            return False
+
+        def ended(end: FrameType, how: str, value: Any) -> None:
+            facts = self.snapshot(how, value)
+            if retry is not None and how == "raised":
+                facts["probe"] = probe.retry(end, self.places(), retry(), injected)
+            self.facts = facts
+            on_end(facts)
+
+        self.watch.await_end(found, ended)
+        return True
+
+    def forget_parent(self) -> None:
+        """In a forked child: the parent's awaited boundaries are not this process's."""
+        self.watch.cancel()
+        self.pending.clear()
+        self.frames.clear()
+
+    # -- in the fork-at-point parent ---------------------------------------------------
+    def await_clean(self, frame: FrameType | None, unit: Any, result: dict[str, Any],
+                    done: Callable[[Any, dict[str, Any], Facts], None]) -> bool:
+        """Hold ``result`` until the parent's boundary above ``frame`` ends, then call
+        ``done(unit, result, clean_facts)``. False when there is no boundary."""
+        found = boundary.find(frame, self.scope)
+        if found is None:
+            return False
+        key = id(found)
+        if key not in self.pending:
+            self.pending[key], self.frames[key] = [], found
+            self.watch.await_end(found, self._clean_ended)
+        self.pending[key].append((unit, result, done))
+        return True
+
+    def _clean_ended(self, frame: FrameType, how: str, value: Any) -> None:
+        waiting = self.pending.pop(id(frame), [])
+        self.frames.pop(id(frame), None)
+        extra = _places_of_all(waiting)
+        clean = self.snapshot(how, value, extra)
+        for unit, result, done in waiting:
+            done(unit, result, clean)
+
+    def flush(self) -> None:
+        """The test ended with boundaries still awaited: judge them against the end."""
+        waiting = [p for ps in self.pending.values() for p in ps]
+        self.pending.clear()
+        self.frames.clear()
+        self.watch.cancel()
+        if waiting:
+            clean = self.snapshot("test-ended", None, _places_of_all(waiting))
+            for unit, result, done in waiting:
+                done(unit, result, clean)
+
+
+def _places_of_all(waiting: list[Pending]) -> damage.Places:
+    places = damage.Places()
+    for _unit, result, _done in waiting:
+        got = (result.get("damage") or {}).get("places")
+        if got:
+            places = places.union(damage.Places(tuple(got["written"]), tuple(got["owned"])))
+    return places
+
+
+def findings(faulted: Facts | None, clean: Facts | None, released: str | None
+             ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """Orphans, torn files and the probe's verdict, from the two runs' facts."""
+    if not faulted or not clean:
+        return (), (), None
+    places = damage.Places(tuple(faulted["places"]["written"]),
+                           tuple(faulted["places"]["owned"]))
+    if faulted["how"] == "test-ended" or clean["how"] == "test-ended":
+        if faulted["how"] != clean["how"]:
+            return (), (), None  # not the same moment: nothing to compare
+    clean_here = damage.restrict(clean["listing"], places)
+    found = damage.judge(faulted["listing"], clean_here, faulted.get("before", {}),
+                         released, places, set(faulted.get("made_before", ())))
+    after = set(faulted.get("made_after", ())) - set(faulted.get("made_before", ()))
+    verdict = probe.verdict(faulted.get("probe"), clean.get("value"),
+                            {k: v for k, v in clean_here.items() if k not in after},
+                            ignore=after, clean_returned=clean["how"] == "returned")
+    return found.orphans, found.torn, verdict

@@ -1,0 +1,243 @@
+"""The damage a failed operation leaves in the files: orphans and torn files.
+
+At the moment the injected error leaves the code under test (sweep/boundary.py), the unit's
+child lists the files under every directory the test wrote (pytest's tmp area included);
+the clean run lists them at the same moment (the fork-at-point parent when its call
+returns, or a clean twin). :func:`judge` compares the two:
+
+* a file only the faulted run has, which the run had made by the time of the fault, is an
+  **orphan** ("file left": a temp file beside the user's, a value file the failed
+  transaction never indexed) — unless the failed operation was told to delete it (a
+  failed unlink leaves its file: that is the fault, not damage); a file the failure path
+  writes itself (an error record) is its report, not an orphan;
+* a file both have whose content is neither the clean run's nor what it held before the
+  failed operation (its content before the last write-open, recorded by the recorder), and
+  whose size differs from the clean run's, is **torn** (a rewrite in place that stopped half
+  way, a truncate that never came): what it held is lost. Same-sized differences are not
+  judged (contents that differ between any two runs, a timestamp, look like that), nor a
+  new file the failed write left short (the caller was told the write failed; whether the
+  rest of the run reads it back as the value is for the test and the probe to show).
+
+A listing is ``{key: digest}``: keys are paths, with the test's own tmp dirs written as
+``<tmp:NAME>`` (their numbered names differ between runs); digests are ``sha1:SIZE:HEX`` of
+the content, ``dir``, ``link:TARGET`` or ``special``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from failpath.stdlib._real import open, os
+from failpath.sweep import isolation
+
+#: Entries listed per directory, and in all, at most (a listing stops there).
+MAX_ENTRIES = 4000
+#: Bytes read to digest one file (beyond: the first and last halves of that).
+MAX_READ = 4 * 1024 * 1024
+_SKIP = frozenset({"__pycache__", ".failpath", ".git", ".pytest_cache", ".mypy_cache",
+                   ".ruff_cache", ".venv", "venv", "node_modules", ".tox"})
+
+
+def digest(path: str) -> str:
+    """The content digest of one path (never follows a symlink)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return "missing"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if stat.S_ISLNK(st.st_mode):
+        return f"link:{os.readlink(path)}"
+    if not stat.S_ISREG(st.st_mode) or isolation.protected(path):
+        return "special"
+    h = hashlib.sha1()
+    try:
+        with open(path, "rb") as fh:
+            if st.st_size <= MAX_READ:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(MAX_READ // 2))
+                fh.seek(-(MAX_READ // 2), os.SEEK_END)
+                h.update(fh.read())
+    except OSError:
+        return f"unreadable:{st.st_size}"
+    return f"sha1:{st.st_size}:{h.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """Which directories to list and how to name the test's own tmp dirs.
+
+    Attributes:
+        written: paths the test wrote (their directories are listed, one level).
+        owned: the test's own tmp dirs (listed whole).
+    """
+
+    written: tuple[str, ...] = ()
+    owned: tuple[str, ...] = ()
+
+    def key(self, path: str) -> str:
+        """``path`` with an owned tmp dir's numbered name replaced by ``<tmp:NAME>``."""
+        for root in self.owned:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                name = re.sub(r"\d+$", "", os.path.basename(root.rstrip("/")))
+                return f"<tmp:{name}>{path[len(root.rstrip('/')):]}"
+        return path
+
+    def union(self, other: Places) -> Places:
+        """Both sets of places (the child's and the clean run's)."""
+        return Places(tuple(sorted(set(self.written) | set(other.written))),
+                      tuple(sorted(set(self.owned) | set(other.owned))))
+
+
+def _lists_siblings(path: str, places: Places) -> bool:
+    """Whether the directory of ``path`` is the test's, so its other entries count too.
+
+    A directory the test owns (its tmp dir) or made (a recorded write) is listed whole; in
+    any other (``/tmp``, the project's tree, a directory other processes share) only the
+    paths the test wrote are.
+    """
+    parent = os.path.dirname(path)
+    return parent in places.written or any(
+        parent == r or parent.startswith(r.rstrip("/") + "/") for r in places.owned)
+
+
+def restrict(found: dict[str, str], places: Places) -> dict[str, str]:
+    """The entries of ``found`` that a listing of ``places`` alone would have."""
+    owned = [places.key(r) for r in places.owned]
+    written = {places.key(p) for p in places.written}
+    siblings = {places.key(os.path.dirname(p)) for p in places.written
+                if _lists_siblings(p, places)}
+
+    def covered(key: str) -> bool:
+        return key in written or os.path.dirname(key) in siblings or any(
+            key.startswith(d.rstrip("/") + "/") for d in (*owned, *written))
+
+    return {k: v for k, v in found.items() if covered(k)}
+
+
+def listing(places: Places) -> dict[str, str]:
+    """The digests of the files under ``places`` now."""
+    out: dict[str, str] = {}
+    for root in places.owned:
+        _walk_into(root, out, places, recursive=True)
+    for path in places.written:
+        if isolation.protected(path):
+            continue
+        if _lists_siblings(path, places):
+            _walk_into(os.path.dirname(path), out, places, recursive=False)
+        elif os.path.lexists(path):
+            out.setdefault(places.key(path), digest(path))
+        if os.path.isdir(path) and not os.path.islink(path):
+            _walk_into(path, out, places, recursive=True)
+    return out
+
+
+def _walk_into(root: str, out: dict[str, str], places: Places, recursive: bool) -> None:
+    if isolation.protected(root) or not os.path.isdir(root) or os.path.dirname(root) == root:
+        return
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return
+    for name in names[:MAX_ENTRIES]:
+        if len(out) >= MAX_ENTRIES or name in _SKIP or name.startswith("failpath-snap-"):
+            continue
+        path = os.path.join(root, name)
+        key = places.key(path)
+        if key in out:
+            continue
+        out[key] = digest(path)
+        if recursive and out[key] == "dir":
+            _walk_into(path, out, places, recursive=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """What the comparison found: orphans, torn files, and the evidence for each."""
+
+    orphans: tuple[str, ...] = ()
+    torn: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
+          released: str | None = None, places: Places | None = None,
+          made: set[str] | None = None) -> Findings:
+    """Compare the faulted run's files with the clean run's at the same moment.
+
+    Args:
+        faulted: the child's listing when the error left the code under test.
+        clean: the clean run's listing at the same moment.
+        before: by key, the digest each file had before the operations that write it
+            (the recorder's, at a write-open, truncate, or rename onto it; ``missing``
+            when it did not exist); a file not among them was not written by the code.
+        released: the path the failed operation was told to delete.
+        places: to name ``released`` the way the listings do.
+        made: the keys the faulted run had written by the time of the fault. Only those
+            can be orphans or torn: a file the failure path writes itself (an error
+            record) is its report, not what it failed to clean up or finish. None: every
+            file counts.
+    """
+    gone = places.key(released) if places is not None and released else released
+    orphans, torn = [], []
+    paired = _renamed(faulted, clean)
+    for key, got in sorted(faulted.items()):
+        want = clean.get(key)
+        if got in ("dir", "special"):
+            continue
+        if want is None:
+            if key != gone and not _inside(key, gone) and (made is None or key in made) \
+                    and key not in paired:
+                orphans.append(f"file left: {key} ({_size(got)})")
+        elif size_of(got) != size_of(want) and want not in ("dir", "special") \
+                and before.get(key, "missing") not in ("missing", got) \
+                and (made is None or key in made):
+            torn.append(f"torn: {key} is {_size(got)}, neither what it held before "
+                        f"({_size(before[key])}) nor the clean run's ({_size(want)})")
+    return Findings(tuple(orphans), tuple(torn))
+
+
+def _renamed(faulted: dict[str, str], clean: dict[str, str]) -> set[str]:
+    """Faulted-only files with a clean-only twin of the same content in the same
+    directory: the same file under another random name (``mkstemp``), not an orphan."""
+    spare: dict[tuple[str, str], int] = {}
+    for key, d in clean.items():
+        if key not in faulted:
+            spare[(os.path.dirname(key), d)] = spare.get((os.path.dirname(key), d), 0) + 1
+    out = set()
+    for key, d in sorted(faulted.items()):
+        slot = (os.path.dirname(key), d)
+        if key not in clean and spare.get(slot):
+            spare[slot] -= 1
+            out.add(key)
+    return out
+
+
+def _inside(key: str, parent: str | None) -> bool:
+    return parent is not None and key.startswith(parent.rstrip("/") + "/")
+
+
+def size_of(d: str | None) -> int | None:
+    """The size a digest records (None for what is not a regular file)."""
+    if d is not None and d.startswith(("sha1:", "unreadable:")):
+        return int(d.split(":")[1])
+    return None
+
+
+def _size(d: str | None) -> str:
+    if d is None or d == "missing":
+        return "absent"
+    if d.startswith("sha1:"):
+        return f"{d.split(':')[1]} bytes"
+    return d
+
+
+def places_of(written: Iterable[str], owned: Iterable[str]) -> Places:
+    """The places to list for a test that wrote ``written`` and owns ``owned``."""
+    return Places(tuple(sorted({os.path.abspath(p) for p in written})),
+                  tuple(sorted({os.path.abspath(p) for p in owned})))

@@ -1,0 +1,225 @@
+"""The state probe: after a transient fault propagated out of a call, make that call again.
+
+A transient failure must leave the object usable and lose nothing: the failed call, made
+again once the point is disarmed, should do what the clean run's one call did. The probe
+runs the retry in a grandchild (forked at the moment the error left the call), so the
+test's own run goes on untouched; the files it wrote are put back before the test
+continues. :func:`verdict` compares the retry with the clean run's call:
+
+* the retry raised, without a word about the failure: the object is broken for the next
+  call (a connection left inside its transaction, a lock still held). An object that
+  stops on an I/O error and says so (its error quotes or chains the injected one: a
+  fail-stop design, as file systems shut down) reports the failure instead;
+* it returned another value (for values that are plain data): a re-read after the failure
+  sees other data (a ``pop`` whose read failed had already deleted the item);
+* it left other files than the clean call did (one more or one fewer, or another size):
+  the failed attempt had effects after all (a ``put`` that raised was still counted, and
+  the retry stored it twice).
+
+What it cannot check: calls whose arguments cannot be used twice (iterators, open files),
+generators and context managers, effects outside the files (a network peer), and values
+that differ between any two runs (a fresh id, a timestamp: floats are never compared).
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import re
+import signal
+import time
+import types
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from failpath.stdlib._real import os
+from failpath.sweep import channel, damage, isolation, lifeline
+
+#: A frame's code flags: a generator, coroutine or async generator is never re-called.
+_NOT_CALLABLE_AGAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+_ONCE_ONLY = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_PROGRAMMING = (TypeError, NameError, AttributeError)
+
+
+def function_of(frame: FrameType) -> Callable[..., Any] | None:
+    """The function whose call is running in ``frame`` (None when it cannot be found)."""
+    code = frame.f_code
+    candidates: list[Any] = [frame.f_globals.get(code.co_name)]
+    if code.co_argcount:
+        first = frame.f_locals.get(code.co_varnames[0])
+        owner = first if isinstance(first, type) else type(first)
+        candidates.append(inspect.getattr_static(owner, code.co_name, None))
+    for candidate in candidates:
+        fn = getattr(candidate, "__func__", candidate)
+        fn = inspect.unwrap(fn) if callable(fn) else None
+        if isinstance(fn, types.FunctionType) and fn.__code__ is code:
+            return fn
+    for ref in gc.get_referrers(code):
+        if isinstance(ref, types.FunctionType) and ref.__code__ is code and \
+                ref.__globals__ is frame.f_globals:
+            return ref
+    return None
+
+
+def arguments_of(frame: FrameType) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The call's arguments, from the frame's locals (None when one cannot be used twice)."""
+    code = frame.f_code
+    names = code.co_varnames
+    locals_ = frame.f_locals
+    positional = code.co_argcount
+    kwonly = code.co_kwonlyargcount
+    try:
+        args = [locals_[n] for n in names[:positional]]
+        kwargs = {n: locals_[n] for n in names[positional:positional + kwonly]}
+        extra = positional + kwonly
+        if code.co_flags & inspect.CO_VARARGS:
+            args += list(locals_[names[extra]])
+            extra += 1
+        if code.co_flags & inspect.CO_VARKEYWORDS:
+            kwargs.update(locals_[names[extra]])
+    except KeyError:
+        return None  # an argument was deleted in the body
+    if any(isinstance(v, _ONCE_ONLY) or _is_stream(v) for v in (*args, *kwargs.values())):
+        return None
+    return tuple(args), kwargs
+
+
+def _is_stream(value: Any) -> bool:
+    return hasattr(value, "read") and hasattr(value, "fileno") and not isinstance(value, type)
+
+
+def plain(value: Any, depth: int = 0) -> str | None:
+    """``repr(value)`` for plain data (str, bytes, int, bool, None and containers of them);
+    None for anything else, floats included (they differ between runs for good reasons)."""
+    if depth > 4:
+        return None
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        text = repr(value)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        parts = [plain(v, depth + 1) for v in value]
+        if any(p is None for p in parts):
+            return None
+        text = repr(type(value)(value)) if isinstance(value, (set, frozenset)) else repr(value)
+    elif isinstance(value, dict):
+        if any(plain(k, depth + 1) is None or plain(v, depth + 1) is None
+               for k, v in value.items()):
+            return None
+        text = repr(value)
+    else:
+        return None
+    return text if len(text) <= 2000 and not _ADDRESS.search(text) else None
+
+
+def retry(frame: FrameType, places: damage.Places, timeout: float,
+          injected: BaseException | None = None) -> dict[str, Any]:
+    """Make the call running in ``frame`` again, in a grandchild; what it did.
+
+    Returns ``{"skipped": why}``, or ``{"raised": text}`` / ``{"returned": plain or None}``
+    with ``files`` (the listing after it), or ``{"hung": seconds}``. The files the retry
+    wrote are restored before this returns.
+    """
+    if frame.f_code.co_flags & _NOT_CALLABLE_AGAIN:
+        return {"skipped": "a generator or coroutine cannot be called again"}
+    fn = function_of(frame)
+    call = arguments_of(frame)
+    if fn is None or call is None:
+        return {"skipped": "the call's function or arguments cannot be used again"}
+    snap = isolation.take(list(places.written), owned=places.owned)
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the grandchild: the retry, then its report
+        os.close(read_fd)
+        lifeline.die_with_parent(parent)
+        channel.send(write_fd, _attempt(fn, call, places, injected))
+        os._exit(0)
+    os.close(write_fd)
+    try:
+        report = _wait(pid, channel.Reader(read_fd), timeout)
+    finally:
+        made = report.pop("writes", [])
+        isolation.restore_offsets(snap)
+        isolation.restore(snap, created=made)
+        isolation.discard(snap)
+    return report
+
+
+def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]],
+             places: damage.Places, injected: BaseException | None) -> dict[str, Any]:
+    from failpath.stdlib import recorder
+    from failpath.sweep.evidence import full_chain, injection_of_self, mentions
+
+    recorder.clear()
+    out: dict[str, Any]
+    try:
+        value = fn(*call[0], **call[1])
+        out = {"returned": plain(value)}
+    except BaseException as exc:  # what the retry raised is the evidence
+        out = {"raised": f"{type(exc).__qualname__}: {exc}"[:300],
+               "programming": isinstance(exc, _PROGRAMMING),
+               # A store that stops on an I/O error and says why (fail-stop by design)
+               # reports the earlier failure: it is not broken without a word.
+               "reports": any(injection_of_self(e) for e in full_chain(exc))
+               or (injected is not None and mentions(exc, injected))}
+    out["files"] = damage.listing(places)
+    out["writes"] = sorted(recorder.paths)
+    return out
+
+
+def _wait(pid: int, reader: channel.Reader, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    got: list[dict[str, Any]] = []
+    try:
+        while not got and not reader.eof and time.monotonic() < deadline:
+            got = reader.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+    finally:
+        reader.close()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it exited already
+        os.waitpid(pid, 0)
+    if got:
+        return got[0]
+    return {"hung": timeout} if time.monotonic() >= deadline else \
+        {"skipped": "the retry died without a word"}
+
+
+def verdict(probe: dict[str, Any] | None, clean_value: str | None,
+            clean_files: dict[str, str] | None, ignore: set[str] | None = None,
+            clean_returned: bool = True) -> str | None:
+    """What the retry shows about the state the failure left, or None when all is well.
+
+    ``ignore``: files the failure path wrote itself (after the fault), not compared.
+    ``clean_returned``: the clean run's call returned; when it raised too (a call that
+    fails by design there), a retry that raises shows nothing.
+    """
+    if not probe or "skipped" in probe or not clean_returned:
+        return None
+    if "hung" in probe:
+        return f"retrying the failed call hung ({probe['hung']:.0f}s): the object is stuck"
+    if "raised" in probe:
+        if probe.get("programming") or probe.get("reports"):
+            # the probe's own call did not fit (no evidence either way), or the object
+            # says it stopped because of the failure (a documented fail-stop)
+            return None
+        return (f"retrying the failed call raised {probe['raised']}: the failure left the "
+                "object broken for the next call")
+    got = probe.get("returned")
+    if got is not None and clean_value is not None and got != clean_value:
+        return (f"retrying the failed call returned {got[:120]}, the clean run's call "
+                f"{clean_value[:120]}: data was lost or changed")
+    if clean_files is not None:
+        files = {k: v for k, v in (probe.get("files") or {}).items()
+                 if k not in (ignore or set())}
+        changed = sorted(k for k in set(files) | set(clean_files)
+                         if "dir" not in (files.get(k), clean_files.get(k))
+                         and ((k in files) != (k in clean_files)
+                              or damage.size_of(files.get(k))
+                              != damage.size_of(clean_files.get(k))))
+        if changed:
+            return (f"after retrying the failed call, {changed[0]} is not what the clean run "
+                    f"left ({len(changed)} file(s) differ): the failed attempt had effects")
+    return None

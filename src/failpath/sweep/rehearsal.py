@@ -1,0 +1,117 @@
+"""A reproducer's own aftermath checks, so every bug a sweep reports fails in plain pytest.
+
+With ``FAILPATH='TAG=N*off->1*ACTION->off'`` pytest fails the (N+1)th hit of TAG. A sweep
+also judges what that failure left: the files, compared with a clean run at the moment the
+call ended, and a retry of the call (sweep/aftermath.py). In plain pytest the clean run is
+a **clean twin**: at the hit this process forks; the twin takes the success path until the
+call ends, lists the files and exits; its writes are put back, and then the hit fails here.
+At teardown the same rules as a sweep's decide, and a finding errors the test.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from failpath.points import Fault, Hit
+from failpath.stdlib._real import os
+from failpath.sweep import channel, isolation, lifeline
+from failpath.sweep.aftermath import Aftermath, Facts, findings
+from failpath.sweep.evidence import Scope
+
+_SPEC = re.compile(r"^(?P<tag>[^=]+)=(?:(?P<skip>\d+)\*off->)?(?:1\*)?(?P<action>.+?)"
+                   r"(?P<off>->off)?$")
+
+
+class Rehearsal:
+    """The checks of one reproducer run (one target hit), installed as the first hook."""
+
+    def __init__(self, spec: str, scope: Scope, recorder: Any) -> None:
+        match = _SPEC.match(spec.strip())
+        self.tag = match.group("tag") if match else None
+        self.nth = int(match.group("skip") or 0) + 1 if match else 0
+        self.transient = bool(match and match.group("off"))
+        self.recorder = recorder
+        self.aftermath = Aftermath(scope, lambda: [], lambda: recorder.paths)
+        recorder.on_write = self.aftermath.note_write
+        self.count = 0
+        self.twin: Facts | None = None
+        self.released: str | None = None
+        self.twin_fd: int | None = None  # set in the twin: where its facts go
+
+    def __repr__(self) -> str:
+        return f"<Rehearsal {self.tag} hit {self.nth}: {self.count} seen>"
+
+    def start_test(self, owned: list[str]) -> None:
+        """A test begins: count its hits from here, as the sweep does."""
+        self.aftermath = Aftermath(self.aftermath.scope, lambda: owned,
+                                   lambda: self.recorder.paths)
+        self.recorder.on_write = self.aftermath.note_write
+        self.aftermath.start_run(tracking=True)
+        self.count, self.twin, self.released = 0, None, None
+
+    def hook(self, hit: Hit) -> Fault | None:
+        """Before the arming rule fails the target hit: fork the twin, then watch the call."""
+        if hit.tag.key != self.tag:
+            return None
+        self.count += 1
+        if self.count != self.nth:
+            return None
+        frame = sys._getframe(1)
+        self.twin = self._twin(frame)
+        if self.twin_fd is not None:
+            return None  # this is the twin: it goes on unfailed, to the call's end
+        self.released = hit.filename if hit.tag.cls in ("io:unlink", "io:rmdir") else None
+        self.aftermath.mark_fault()
+        self.aftermath.watch_from(frame, lambda facts: None,
+                                  (lambda: 5.0) if self.transient else None)
+        return None  # the arming rule fails it
+
+    def _twin(self, frame: Any) -> Facts | None:
+        snap = isolation.take(sorted(self.recorder.paths), owned=self.aftermath.owned())
+        read_fd, write_fd = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            import failpath
+
+            os.close(read_fd)
+            lifeline.die_with_parent(parent)
+            failpath.disarm()  # the twin is the clean run: nothing fails in it
+            self.twin_fd = write_fd
+            if not self.aftermath.watch_from(frame, self._send):
+                self._send(self.aftermath.snapshot("test-ended"))
+            return None
+        os.close(write_fd)
+        reader = channel.Reader(read_fd)
+        got: list[dict[str, Any]] = []
+        try:
+            while not got and not reader.eof:
+                got = reader.wait(30.0) or got
+                if not got:
+                    break
+        finally:
+            reader.close()
+            os.waitpid(pid, 0)
+            isolation.restore(snap)
+            isolation.discard(snap)
+        return got[0] if got else None
+
+    def _send(self, facts: Facts) -> None:
+        assert self.twin_fd is not None
+        channel.send(self.twin_fd, facts)
+        os._exit(0)
+
+    def end_test(self) -> None:
+        """The test is over: a twin whose call never ended reports now, and exits."""
+        if self.twin_fd is not None:
+            self._send(self.aftermath.snapshot("test-ended"))
+
+    def problems(self) -> list[str]:
+        """What the failure left that a sweep reports, for the teardown check."""
+        if self.twin is None or self.count < self.nth:
+            return []
+        faulted = self.aftermath.facts or self.aftermath.snapshot("test-ended")
+        orphans, torn, verdict = findings(faulted, self.twin, self.released)
+        return [*orphans, *torn, *([verdict] if verdict else [])]

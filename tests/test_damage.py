@@ -1,0 +1,248 @@
+"""What a failure leaves: file listings and their comparison, the boundary, the state probe."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failpath.sweep import aftermath, boundary, damage, probe
+from failpath.sweep.evidence import Scope
+
+PROJECT = '''
+import json, os
+
+class Counter:
+    """put() counts before it writes: a failed write is still counted."""
+    def __init__(self, root):
+        self.root, self.count = root, 0
+    def put(self, text, fail=None):
+        self.count += 1
+        path = os.path.join(self.root, f"item-{self.count}")
+        with open(path, "w") as fh:
+            fh.write(text)
+        if fail is not None and fail:
+            fail.pop()
+            raise OSError(5, "Input/output error")
+        return self.count
+
+class Stopped:
+    def __init__(self):
+        self.error = None
+    def put(self, text, fail=None):
+        if self.error is not None:
+            raise RuntimeError(f"stopped after {self.error}")
+        if fail:
+            fail.pop()
+            self.error = OSError(5, "Input/output error")
+            raise self.error
+        return 1
+
+def api(store, fail):
+    return store.put("x", fail)
+
+def gen():
+    yield 1
+'''
+
+
+def load(root: Path) -> types.ModuleType:
+    (root / "proj").mkdir()
+    path = root / "proj" / "code.py"
+    path.write_text(PROJECT)
+    spec = importlib.util.spec_from_file_location("damage_code", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Any:
+    module = load(tmp_path)
+    module.SCOPE = Scope(str(tmp_path / "proj"))
+    return module
+
+
+# -- listings -------------------------------------------------------------------------------
+def test_a_listing_names_the_tests_tmp_dir_the_same_in_every_run(tmp_path: Path) -> None:
+    for n in (0, 1):
+        own = tmp_path / f"test_x{n}"
+        (own / "sub").mkdir(parents=True)
+        (own / "sub" / "f").write_text("data")
+        found = damage.listing(damage.Places(owned=(str(own),)))
+        assert found == {"<tmp:test_x>/sub": "dir",
+                         "<tmp:test_x>/sub/f": damage.digest(str(own / "sub" / "f"))}
+
+
+def test_in_a_shared_directory_only_the_written_paths_are_listed(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "mine").write_text("m")
+    (shared / "theirs").write_text("t")
+    found = damage.listing(damage.Places(written=(str(shared / "mine"),)))
+    assert set(found) == {str(shared / "mine")}
+    made = damage.Places(written=(str(shared), str(shared / "mine")))  # the test made it
+    assert damage.listing(made) == {str(shared): "dir",
+                                    str(shared / "mine"): damage.digest(str(shared / "mine")),
+                                    str(shared / "theirs"): damage.digest(str(shared / "theirs"))}
+
+
+def test_digests_tell_content_and_size_apart(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("abc")
+    (tmp_path / "b").write_text("abd")
+    assert damage.digest(str(tmp_path / "a")) != damage.digest(str(tmp_path / "b"))
+    assert damage.size_of(damage.digest(str(tmp_path / "a"))) == 3
+    assert damage.digest(str(tmp_path / "nope")) == "missing"
+    assert damage.digest("/dev/null") == "special"
+
+
+# -- judging --------------------------------------------------------------------------------
+OLD, NEW, HALF = "sha1:10:aaa", "sha1:12:bbb", "sha1:4:ccc"
+
+
+def test_a_file_only_the_faulted_run_made_before_the_fault_is_an_orphan() -> None:
+    found = damage.judge({"d/tmp1": HALF}, {}, {}, made={"d/tmp1"})
+    assert found.orphans == ("file left: d/tmp1 (4 bytes)",)
+    assert damage.judge({"d/tmp1": HALF}, {}, {}, made=set()).orphans == ()  # a report
+    assert damage.judge({"d/tmp1": HALF}, {}, {}, released="d/tmp1",
+                        made={"d/tmp1"}).orphans == ()  # the failed unlink's own file
+
+
+def test_the_same_file_under_another_random_name_is_not_an_orphan() -> None:
+    found = damage.judge({"d/tmpAB": NEW}, {"d/tmpXY": NEW}, {}, made={"d/tmpAB"})
+    assert found.orphans == ()
+
+
+def test_an_existing_file_left_neither_old_nor_new_is_torn() -> None:
+    found = damage.judge({"idx": HALF}, {"idx": NEW}, {"idx": OLD}, made={"idx"})
+    assert len(found.torn) == 1 and "neither what it held before" in found.torn[0]
+    assert damage.judge({"idx": OLD}, {"idx": NEW}, {"idx": OLD}, made={"idx"}).torn == ()
+    assert damage.judge({"idx": HALF}, {"idx": NEW}, {"idx": "missing"},
+                        made={"idx"}).torn == ()  # a new file left short: not judged
+    same_size = "sha1:12:zzz"
+    assert damage.judge({"idx": same_size}, {"idx": NEW}, {"idx": OLD},
+                        made={"idx"}).torn == ()  # a timestamp differs between runs
+
+
+# -- the boundary ---------------------------------------------------------------------------
+def test_the_boundary_is_the_outermost_project_frame_and_its_end_is_seen(code: Any) -> None:
+    seen: list[tuple[str, Any]] = []
+    watch = boundary.Watch()
+
+    class Probe:
+        def put(self, text: str, fail: Any) -> int:
+            frame = boundary.find(sys._getframe(1), code.SCOPE)
+            assert frame is not None and frame.f_code.co_name == "api"
+            watch.await_end(frame, lambda f, how, value: seen.append((how, value)))
+            if fail:
+                raise OSError(5, "x")
+            return 7
+
+    assert code.api(Probe(), None) == 7
+    with pytest.raises(OSError):
+        code.api(Probe(), [1])
+    assert seen == [("returned", 7), ("raised", None)]
+    assert sys.getprofile() is None
+
+
+# -- the probe ------------------------------------------------------------------------------
+@pytest.fixture
+def recording() -> Any:
+    """As in an agent: the files group installed and the recorder on (the retry's writes
+    are then known, and undone)."""
+    from failpath import stdlib
+
+    installation = stdlib.install(["files"])
+    stdlib.recorder.start()
+    try:
+        yield stdlib.recorder
+    finally:
+        stdlib.recorder.stop()
+        stdlib.recorder.clear()
+        installation.uninstall()
+
+def _frame_of(code: Any, obj: Any, *args: Any) -> tuple[Any, Any]:
+    """Run obj.put(*args) and keep its frame when it ends (as the agent does)."""
+    kept: dict[str, Any] = {}
+    watch = boundary.Watch()
+    original = obj.put
+
+    def put(*a: Any) -> Any:
+        watch.await_end(sys._getframe(1), lambda f, how, value: kept.update(frame=f))
+        return original(*a)
+
+    obj.put = put
+    try:
+        value = code.api(obj, *args)
+    except OSError:
+        value = None
+    obj.put = original
+    return kept.get("frame"), value
+
+
+def test_function_and_arguments_are_recovered_from_a_frame(code: Any, tmp_path: Path) -> None:
+    store = code.Counter(str(tmp_path))
+    frame, _ = _frame_of(code, store, None)
+    assert probe.function_of(frame) is code.api
+    assert probe.arguments_of(frame) == ((store, None), {})
+
+
+def test_a_failed_call_that_still_counted_shows_in_the_retry(code: Any, tmp_path: Path,
+                                                            recording: Any) -> None:
+    store = code.Counter(str(tmp_path / "s"))
+    (tmp_path / "s").mkdir()
+    frame, _ = _frame_of(code, store, [1])  # the first put writes item-1, then fails
+    places = damage.Places(written=(str(tmp_path / "s"), str(tmp_path / "s" / "item-1")))
+    report = probe.retry(frame, places, timeout=10)
+    assert report["returned"] == "2"  # counted twice
+    (tmp_path / "c").mkdir()
+    clean = code.Counter(str(tmp_path / "c"))
+    assert clean.put("x") == 1
+    verdict = probe.verdict(report, "1", None)
+    assert verdict is not None and "data was lost or changed" in verdict
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["item-1"]  # restored
+
+
+def test_a_fail_stop_that_says_why_is_not_broken_but_a_silent_one_is(code: Any) -> None:
+    frame, _ = _frame_of(code, code.Stopped(), [1])
+    report = probe.retry(frame, damage.Places(), timeout=10,
+                         injected=OSError(5, "Input/output error"))
+    assert report["raised"].startswith("RuntimeError: stopped after")
+    assert report["reports"] and probe.verdict(report, "1", None) is None
+    assert probe.verdict({"raised": "TimeoutError: database is locked", "programming": False,
+                          "reports": False, "files": {}}, "1", None).startswith(
+        "retrying the failed call raised TimeoutError")
+
+
+def test_plain_data_only_is_compared() -> None:
+    assert probe.plain({"a": [1, "x", b"y", None]}) == "{'a': [1, 'x', b'y', None]}"
+    assert probe.plain(1.5) is None and probe.plain(object()) is None
+    assert probe.plain({1, 2}) == "{1, 2}"
+
+
+def test_a_generator_is_never_called_again(code: Any) -> None:
+    frames: list[Any] = []
+    watch = boundary.Watch()
+    gen = code.gen()
+    next(gen)
+    watch.await_end(gen.gi_frame, lambda f, how, value: frames.append(f))
+    list(gen)
+    assert probe.retry(frames[0], damage.Places(), 5) == {
+        "skipped": "a generator or coroutine cannot be called again"}
+
+
+# -- both runs' facts -----------------------------------------------------------------------
+def test_findings_compare_only_facts_of_the_same_moment(tmp_path: Path) -> None:
+    places = {"written": [], "owned": [str(tmp_path)]}
+    faulted = {"how": "raised", "listing": {"<tmp:x>/t": HALF}, "places": places,
+               "before": {}, "made_before": ["<tmp:x>/t"], "made_after": []}
+    clean = {"how": "returned", "listing": {}, "places": places, "value": None}
+    assert aftermath.findings(faulted, clean, None)[0] == ("file left: <tmp:x>/t (4 bytes)",)
+    ended = dict(clean, how="test-ended")
+    assert aftermath.findings(faulted, ended, None) == ((), (), None)
+    assert aftermath.findings(faulted, None, None) == ((), (), None)
