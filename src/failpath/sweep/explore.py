@@ -880,7 +880,7 @@ class Agent:
             invariant="; ".join(self.invariant_failures) or None, orphans=orphans,
             inapplicable=child.inapplicable,
             torn=torn, probe=verdict, hidden=self._hidden(child, final),
-            masked=_masked(child.masking, child.injected, final))
+            masked=_masked(child.masking, child.injected, final, self.scope))
         if status == "failed":  # the test's skipped cleanup is not a leak
             oracles.close_test_owned(final, getattr(getattr(item, "obj", None), "__code__",
                                                     None))
@@ -995,9 +995,16 @@ def _propagating() -> BaseException | None:
 
 
 def _masked(original: BaseException | None, injected: BaseException | None,
-            final: BaseException | None) -> str | None:
-    """``describe(original)`` when the injected error replaced it on its way out."""
+            final: BaseException | None, scope: evidence.Scope) -> str | None:
+    """``describe(original)`` when the injected error replaced it on its way out.
+
+    Not when the project caught the injected error (a cleanup whose errors are ignored
+    on purpose): the original went on.
+    """
     if original is None or injected is None:
+        return None
+    catch = evidence.catch_of(injected, scope)
+    if catch is not None and catch.where == "project":
         return None
     if final is not None and any(e is original for e in evidence.cause_chain(final)):
         return None  # the original reached the test (or what the test saw was raised from it)
