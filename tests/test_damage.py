@@ -219,6 +219,31 @@ def test_a_fail_stop_that_says_why_is_not_broken_but_a_silent_one_is(code: Any) 
         "retrying the failed call raised TimeoutError")
 
 
+class _Loaded:
+    """Fails its first construction; a second ``__init__`` on one instance is refused."""
+
+    tries = 0
+    frames: list[Any] = []
+
+    def __init__(self, path: str) -> None:
+        if hasattr(self, "path"):
+            raise RuntimeError("initialised twice")
+        self.path = path
+        _Loaded.tries += 1
+        _Loaded.frames.append(sys._getframe())
+        if _Loaded.tries == 1:
+            raise OSError(5, "Input/output error")
+
+
+def test_a_failed_constructor_is_retried_as_a_new_instance() -> None:
+    with pytest.raises(OSError):
+        _Loaded("cfg.ini")
+    report = probe.retry(_Loaded.frames[0], damage.Places(), timeout=10)
+    assert "raised" not in report, report  # not __init__ again on the half-built object
+    assert report["returned"] is None  # an instance: not plain data, never compared
+    assert probe.verdict(report, None, None) is None
+
+
 def test_plain_data_only_is_compared() -> None:
     assert probe.plain({"a": [1, "x", b"y", None]}) == "{'a': [1, 'x', b'y', None]}"
     assert probe.plain(1.5) is None and probe.plain(object()) is None

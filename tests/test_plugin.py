@@ -103,6 +103,9 @@ def test_a_missed_coverage_gate_exits_3(tmp_path: Path) -> None:
 
     root = tmp_path / "storage"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".failpath", "__pycache__"))
+    with open(root / "storage" / "layout.py", "a") as fh:  # a handler no test reaches
+        fh.write("\n\ndef _never_called(path):\n    try:\n        return open(path).read()\n"
+                 "    except OSError:\n        return None\n")
     out = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "failpath.cli", "sweep", str(root), "--quiet",
                            "--json", str(out), "--fail-under-handlers", "100"],

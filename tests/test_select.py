@@ -225,10 +225,14 @@ def test_on_many_hits_sites_runs_far_fewer_units_and_saturation_is_counted(
                             "--quiet")
     _, sites, output = sweep(root, "--timeout", "5", "--no-coverage")
     assert everything["plan"]["planned"] == everything["summary"]["units"] == 2 * 4 * 15
-    assert sites["summary"]["units"] == 6
+    # Per site a few units (and one per calling context), fewer once saturation sees
+    # agreeing results; how many run before that depends on the order results arrive.
+    by_saturation = sites["plan"]["skipped"].get("saturation", 0)
+    assert sites["summary"]["units"] + by_saturation == sites["plan"]["planned"]
+    assert sites["summary"]["units"] * 10 < everything["summary"]["units"]
     assert bug_sites(sites) == bug_sites(everything) == {
         u["point"]["tag"] for u in everything["units"] if u["point"]["name"] == "many.fragile"}
     skipped = saturated["plan"]["skipped"]["saturation"]
     assert skipped > 0 and saturated["summary"]["skipped"] == skipped
     assert saturated["summary"]["units"] + skipped == saturated["plan"]["planned"]
-    assert "skipped 114 by selection" in output
+    assert f"skipped {2 * 4 * 15 - sites['plan']['planned']} by selection" in output

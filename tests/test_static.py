@@ -219,6 +219,19 @@ def test_to_dict_is_json_ready(scanme: Scan) -> None:
     assert data["handlers"][0]["types"] == ["ValueError"]
 
 
+def test_a_scan_survives_the_journal_round_trip(tmp_path: os.PathLike[str]) -> None:
+    with open(os.path.join(tmp_path, "bad.py"), "w") as fh:
+        fh.write("def (:\n")
+    with open(os.path.join(tmp_path, "ok.py"), "w") as fh:
+        fh.write("import errno, os\ntry:\n    os.remove('x')\nexcept OSError as e:\n"
+                 "    if e.errno != errno.ENOENT:\n        raise\n")
+    original = scan(str(tmp_path))
+    assert original.points and original.handlers and original.errors
+    again = Scan.from_dict(json.loads(json.dumps(original.to_dict())))
+    assert again == original
+    assert again.handlers[0].errno_refs == ("ENOENT",)
+
+
 def _points_cli(*argv: str) -> int:
     import argparse
 

@@ -10,13 +10,7 @@ from collections.abc import Sequence
 
 from failpath import __version__
 from failpath.errors import FailpathError
-
-#: Exit statuses, by name.
-EXIT_OK = 0
-EXIT_BUGS = 1
-EXIT_USAGE = 2
-EXIT_GATE = 3
-EXIT_INTERNAL = 4
+from failpath.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 #: Each subcommand lives in a module with ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS = {
@@ -24,6 +18,8 @@ COMMANDS = {
     "points": ("failpath.proof.command", "list every injection point and handler (static scan)"),
     "report": ("failpath.report.command", "render reports again from a sweep's journal"),
     "explain": ("failpath.sweep.explain", "show one unit's evidence from the journal"),
+    "replay": ("failpath.sweep.replay", "run one unit again from the journal; write a memory "
+               "unit's standalone reproducer"),
 }
 
 
@@ -72,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("failpath: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`failpath points | head`): stop quietly, as cat does.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -69,6 +69,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("confirm", "bool", True, "replay every bug found by forking mid-test from the "
            "pre-test state, and report the replay's verdict"),
     Option("memory_limit", "int", 2048, "MiB of address space a unit's child may add (0: none)"),
+    Option("memory", "list", [], "a memory sweep: fail the nth allocation inside each call "
+           "into these C extension modules or functions (e.g. mypkg._speedups), instead of "
+           "the points; see docs/memory.md"),
     Option("select", "str", "sites", "which units to run: K per call site (sites), every "
            "unit (all), or K per call site inside functions changed since --base (changed)",
            ("all", "sites", "changed")),

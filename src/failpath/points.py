@@ -108,14 +108,6 @@ def known() -> list[PointRecord]:
     return list(_registry.values())
 
 
-def reset_counts() -> None:
-    """Zero every point's counters (the registry itself is kept)."""
-    for rec in _registry.values():
-        rec.hits = rec.injected = rec.absorbed = 0
-        rec.masks.clear()
-        rec.contracts.clear()
-
-
 def make_error(spec: ErrorSpec, hit: Hit) -> BaseException:
     """Build the exception ``spec`` describes for ``hit`` (default: InjectedFault)."""
     if spec is None:

@@ -7,7 +7,8 @@ import json
 import sys
 
 from failpath.errors import InvalidArgument
-from failpath.proof.static import Scan, scan_settings
+from failpath.proof.model import Scan
+from failpath.proof.static import scan_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from failpath.proof.static import Handler, Point, Scan
+from failpath.proof.model import Handler, Point, Scan
 from failpath.proof.variety import NARROW_ERRNO
 
 Lines = Mapping[str, Iterable[int]]

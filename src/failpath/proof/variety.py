@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failpath.proof.static import Handler, Scan
+from failpath.proof.model import Handler, Scan
 
 #: OSError subclasses and the errno that makes ``OSError(errno, …)`` construct each one.
 NARROW_ERRNO: dict[str, str] = {

@@ -9,10 +9,15 @@ from typing import Any
 
 from failpath import config
 from failpath.errors import InvalidArgument
+from failpath.exits import (
+    EXIT_BUGS,
+    EXIT_GATE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+)
 from failpath.extras import MissingExtra, require
-
-EXIT_OK, EXIT_BUGS, EXIT_USAGE, EXIT_GATE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +83,7 @@ def sweep(root: str, settings: dict[str, Any], pytest_args: list[str]) -> int:
         MissingExtra: the runner's dependencies (or Dask's) are not installed.
     """
     require("runner", "failpath sweep")
-    from failpath.sweep.display import Display
+    from failpath.report.live import Display
     from failpath.sweep.result import build_result
     from failpath.sweep.runner import Runner, SweepError, Terminated
 

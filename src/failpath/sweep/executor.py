@@ -26,7 +26,6 @@ class AgentProc:
     log_path: str
     log: IO[bytes]
     mark: str = ""
-    current_test: str | None = None
     closed: bool = False
     finished: bool = False
     last_seen: float = field(default_factory=time.monotonic)

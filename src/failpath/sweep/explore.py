@@ -33,7 +33,7 @@ from failpath.sweep.classify import classify
 from failpath.sweep.evidence import describe
 from failpath.sweep.hidden import Raised
 from failpath.sweep.records import Evidence, Unit, UnitResult
-from failpath.sweep.units import unit_id
+from failpath.sweep.units import unit_id, unit_timeout
 from failpath.triggers import parse_chain
 
 try:  # imported once here, not in every forked child (a C extension load per unit)
@@ -572,9 +572,8 @@ class Agent:
         return base is not None and os.path.abspath(path).startswith(base.rstrip("/") + "/")
 
     def _timeout_for(self, unit: Unit) -> float:
-        if self.options.timeout > 0:
-            return self.options.timeout
-        return self.timeouts.get(unit.test, 10.0)
+        found = self.timeouts.get(unit.test)
+        return found if found is not None else unit_timeout(0.0, self.options.timeout)
 
     def _wait_child(self, unit: Unit, pid: int, reader: channel.Reader, started: float,
                     strategy: str, keep_reader: bool = False) -> dict[str, Any]:
@@ -667,7 +666,7 @@ class Agent:
             message["unit"] = entry
         self.emit(message)
 
-    def _persist_at_retries(self, item: Any) -> None:
+    def _persist_at_retries(self, item: Any, strategy: str) -> None:
         """A transient unit whose handler retried: fail that site persistently as well.
 
         A retry loop recovers from one failure; a loop that retries a persistent failure
@@ -688,7 +687,7 @@ class Agent:
             def report(u: Unit, r: dict[str, Any], e: dict[str, Any] = entry) -> None:
                 self._report(u, r, entry=e)
 
-            self._run_forked(item, persistent, conclude=report)
+            self._run_alone(item, persistent, strategy, conclude=report)
 
     def _emit_channel(self, message: dict[str, Any]) -> None:
         channel.send(self.options.out_fd, message)
@@ -753,14 +752,17 @@ class Agent:
             units = [u for u in units if u.id not in self.done]
             strategy = "fork-per-unit"
         for unit in units:
-            if not self._skip_saturated([unit]):
-                continue
-            if strategy == "subprocess" or not hasattr(os, "fork"):
-                self._run_subprocess(item, unit)
-            else:
-                self._run_forked(item, unit)
-        if hasattr(os, "fork"):
-            self._persist_at_retries(item)
+            if self._skip_saturated([unit]):
+                self._run_alone(item, unit, strategy)
+        self._persist_at_retries(item, strategy)
+
+    def _run_alone(self, item: Any, unit: Unit, strategy: str,
+                   conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
+        """One unit from the pre-test state: a fresh fork, or a fresh interpreter."""
+        if strategy == "subprocess" or not hasattr(os, "fork"):
+            self._run_subprocess(item, unit, conclude)
+        else:
+            self._run_forked(item, unit, conclude)
 
     def _sweep_fork_at_point(self, item: Any, units: list[Unit]) -> None:
         self.plan = {}
@@ -802,10 +804,11 @@ class Agent:
         finally:
             self.twin_facts = None
 
-    def _run_subprocess(self, item: Any, unit: Unit) -> None:
+    def _run_subprocess(self, item: Any, unit: Unit,
+                        conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
         twin = self._subprocess(item, unit, {"twin": True})
         result = self._subprocess(item, unit, {"twin_facts": twin.get("twin")})
-        self._report(unit, result)
+        (conclude or self._report)(unit, result)
 
     def _subprocess(self, item: Any, unit: Unit, extra: dict[str, Any]) -> dict[str, Any]:
         """Run ``unit`` in a fresh interpreter; its result."""

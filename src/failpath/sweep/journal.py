@@ -157,11 +157,6 @@ class Journal:
         row = self.db.execute("SELECT unit FROM units WHERE id=?", (unit_id,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def pending(self) -> list[dict[str, Any]]:
-        """Planned units without an outcome, in plan order."""
-        rows = self.db.execute("SELECT unit FROM units WHERE outcome IS NULL ORDER BY ord")
-        return [json.loads(r[0]) for r in rows]
-
     def pending_tests(self) -> dict[str, int]:
         """How many units each test has left (the runner's memory grows with tests only)."""
         rows = self.db.execute(
@@ -186,7 +181,3 @@ class Journal:
         done, total = self.db.execute(
             "SELECT COUNT(outcome), COUNT(*) FROM units").fetchone()
         return int(done), int(total)
-
-    def bugs(self) -> int:
-        """Units recorded as bugs so far."""
-        return int(self.db.execute("SELECT COUNT(*) FROM units WHERE bug=1").fetchone()[0])

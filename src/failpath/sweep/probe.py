@@ -16,6 +16,9 @@ continues. :func:`verdict` compares the retry with the clean run's call:
   the failed attempt had effects after all (a ``put`` that raised was still counted, and
   the retry stored it twice).
 
+A failed constructor is retried as its caller would: a new instance, with the same
+arguments (the half-built one is out of reach).
+
 What it cannot check: calls whose arguments cannot be used twice (iterators, open files),
 generators and context managers, effects outside the files (a network peer), and values
 that differ between any two runs (a fresh id, a timestamp: floats are never compared).
@@ -126,6 +129,7 @@ def retry(frame: FrameType, places: damage.Places, timeout: float,
     call = arguments_of(frame)
     if fn is None or call is None:
         return {"skipped": "the call's function or arguments cannot be used again"}
+    fn, call = _as_caller_makes_it(fn, call)
     snap = isolation.take(list(places.written), owned=places.owned)
     read_fd, write_fd = os.pipe()
     parent = os.getpid()
@@ -144,6 +148,19 @@ def retry(frame: FrameType, places: damage.Places, timeout: float,
         isolation.restore(snap, created=made)
         isolation.discard(snap)
     return report
+
+
+def _as_caller_makes_it(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]]
+                        ) -> tuple[Callable[..., Any], tuple[tuple[Any, ...], dict[str, Any]]]:
+    """A failed constructor left its caller no object: the next call makes a new one.
+
+    Calling ``__init__`` again on the half-built instance is something no caller does, so
+    the retry of ``Cls.__init__(self, *args)`` is ``type(self)(*args)``.
+    """
+    args, kwargs = call
+    if getattr(fn, "__name__", "") == "__init__" and args:
+        return type(args[0]), (args[1:], kwargs)
+    return fn, call
 
 
 def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from failpath import __version__
@@ -91,7 +90,8 @@ def build_result(journal: Journal) -> dict[str, Any]:
     }
     clean_lines = {_rel(k, root) or k: set(v)
                    for k, v in journal.get_json("clean_lines", {}).items()}
-    result["coverage"] = _prove(result, root, settings, injected_lines, clean_lines)
+    result["coverage"] = _prove(result, root, settings, injected_lines, clean_lines,
+                                journal.get_json("scan"))
     _explain_unplanned(result)
     files = {u["point"]["file"] for u in units}
     files |= {p["file"] for p in result["coverage"].get("points_list", [])}
@@ -119,11 +119,15 @@ def _explain_unplanned(result: dict[str, Any]) -> None:
 
 
 def _prove(result: dict[str, Any], root: str, settings: dict[str, Any],
-           injected: dict[str, set[int]], clean: dict[str, set[int]]) -> dict[str, Any]:
+           injected: dict[str, set[int]], clean: dict[str, set[int]],
+           kept: dict[str, Any] | None) -> dict[str, Any]:
+    """The coverage proof, against the scan the sweep kept (the swept code) when it has one."""
     from failpath.proof import prove
+    from failpath.proof.model import Scan
     from failpath.proof.static import scan_settings
 
-    found = scan_settings(root, settings.get("include") or [], settings.get("exclude") or [])
+    found = Scan.from_dict(kept) if kept else scan_settings(
+        root, settings.get("include") or [], settings.get("exclude") or [])
     return prove(result, found, injected_lines=injected, clean_lines=clean,
                  variety=result.get("variety"))
 
@@ -143,14 +147,3 @@ def load_result(journal_path: str) -> dict[str, Any]:
         return build_result(journal)
     finally:
         journal.close()
-
-
-def elapsed(result: dict[str, Any]) -> float | None:
-    """Seconds between start and finish, when both are known."""
-    try:
-        fmt = "%Y-%m-%dT%H:%M:%SZ"
-        start = time.mktime(time.strptime(result["started"], fmt))
-        end = time.mktime(time.strptime(result["finished"], fmt))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return end - start

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from failpath.errors import FailpathError
+from failpath.errors import FailpathError, InvalidArgument
 from failpath.stdlib._real import open, os
 from failpath.sweep import executor, lifeline
 from failpath.sweep.journal import Journal
-from failpath.sweep.units import unit_id
+from failpath.sweep.units import unit_id, unit_timeout
 
 MAX_RESPAWNS = 3
 
@@ -48,7 +48,15 @@ def _agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[
             "clean_errors": settings["clean_errors"], "memory_limit": settings["memory_limit"],
             "timeout": settings["timeout"], "saturated": settings.get("_saturated", ""),
             "include": settings["include"], "exclude": settings["exclude"],
-            "confirm": settings.get("confirm", True)}
+            "confirm": settings.get("confirm", True), "mode": settings["mode"],
+            **_memory_options(settings)}
+
+
+def _memory_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """A memory sweep (sweep/memory.py) fails allocations in C calls: no points, no coverage."""
+    if not settings.get("memory"):
+        return {}
+    return {"memory": list(settings["memory"]), "groups": [], "coverage": False}
 
 
 class Runner:
@@ -89,6 +97,10 @@ class Runner:
             from failpath.sweep.select import Changed
 
             Changed.since(self.root, str(self.settings.get("base") or "HEAD"))
+        if self.settings.get("memory"):  # no _testcapi here: one line, before anything runs
+            from failpath.sweep.memory import require_nomemory
+
+            require_nomemory()
         self._lock_state_dir()
         journal = self.journal = Journal(self.journal_path, fresh=not resume)
         if not resume:
@@ -139,6 +151,13 @@ class Runner:
         """
         from failpath.sweep.select import Planner, batches
 
+        if self.settings.get("memory"):  # a memory sweep plans its own units (sweep/memplan.py)
+            from failpath.sweep.memplan import MemoryPlanner
+
+            planner: Any = MemoryPlanner(baseline, self.settings, self.root)
+            self.planner = planner
+            yield from self.planner.units()
+            return
         self.planner = Planner(baseline, self.settings, self.root)
         seen_variety: set[str] = set()
         for batch in batches(self.planner.units()):
@@ -151,11 +170,52 @@ class Runner:
                         self.planner.stats.count(unit, 0.0)
                         yield unit
 
+    def _stable_durations(self, baseline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The baseline with each test ranked by the duration its first sweep measured.
+
+        Selection takes the fastest tests first; measured durations vary from run to run,
+        so two runs of the same code would pick different units and a bug found once could
+        vanish. The first measurement of each test is kept in ``durations.json`` beside the
+        journal and used for ranking from then on.
+        """
+        path = os.path.join(self.state_dir, "durations.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                known: dict[str, float] = json.load(fh)
+        except FileNotFoundError:
+            known = {}
+        except (OSError, ValueError) as exc:
+            raise SweepError(f"{path} is not a durations file ({exc}); remove it") from None
+        for record in baseline:
+            known.setdefault(record["test"], float(record.get("duration") or 0.0))
+            record["rank_duration"] = known[record["test"]]
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(known, fh, sort_keys=True)
+        os.replace(tmp, path)
+        return baseline
+
+    def scan(self) -> Any:
+        """The static scan of the swept code, once; kept in the journal for the reports.
+
+        ``failpath report`` and ``--resume`` prove coverage against the code that was
+        swept, not against the tree as it is by then.
+        """
+        from failpath.proof.static import scan_settings
+
+        if self._scan is None:
+            self._scan = scan_settings(self.root, self.settings["include"],
+                                       self.settings["exclude"])
+            if self.journal is not None:
+                self.journal.set_json("scan", self._scan.to_dict())
+        return self._scan
+
     def _plan_into(self, journal: Journal) -> None:
         """Stream the plan into the journal in batches, then its exact summary."""
+        self.scan()
         from failpath.sweep.select import batches
 
-        for batch in batches(self.plan(journal.baseline())):
+        for batch in batches(self.plan(self._stable_durations(journal.baseline()))):
             journal.add_units(batch)
         journal.set_json("plan", self._plan_summary())
         journal.set("plan_done", "1")
@@ -163,11 +223,9 @@ class Runner:
     def _variety(self, units: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Units raising the narrower errno a handler names, at the points it guards."""
         from failpath.proof import variety_units
-        from failpath.proof.static import scan_settings
 
         if self._scan is None:
-            self._scan = scan_settings(self.root, self.settings["include"],
-                                       self.settings["exclude"])
+            self._scan = self.scan()
         extra = variety_units(self._scan, units)
         base = {(u["test"], u["tag"], u["nth"]): u for u in units}
         added = []
@@ -221,6 +279,8 @@ class Runner:
                 elif kind == "baseline":
                     journal.add_baseline(msg["record"])
                     self.on_event("baseline", msg["record"])
+                elif kind == "usage-error":  # the agent refused a setting (a --memory target)
+                    raise InvalidArgument(msg["detail"])
                 elif kind == "baseline-done":
                     journal.set_json("clean_lines", msg.get("clean_lines", {}))
                     journal.set("baseline_done", "1")
@@ -252,7 +312,7 @@ class Runner:
         for test, count in journal.pending_tests().items():
             rec = baseline.get(test, {})
             duration = float(rec.get("duration", 0.1))
-            timeout = self.settings["timeout"] or max(3.0, 5 * duration + 2.0)
+            timeout = unit_timeout(duration, float(self.settings["timeout"]))
             entry = {"test": test, "count": count, "estimate": duration * (1 + count),
                      "clean": rec.get("delta", {}), "writes": rec.get("writes", []),
                      "timeout": timeout, "strategy": self.settings["strategy"]}
@@ -327,11 +387,12 @@ class Runner:
         if kind == "unit":
             result = msg["result"]
             unit = journal.unit(result["id"])
+            if unit is None and msg.get("unit"):  # added while sweeping (a retry site)
+                journal.add_units([msg["unit"]])
+                unit = journal.unit(result["id"])
             if unit is not None and journal.record(result["id"], result):
                 self.on_event("unit", {"unit": unit, "result": result})
                 self._saturate(journal, unit, result)
-        elif kind == "test-done":
-            agent.current_test = None
         elif kind == "done":
             agent.finished = True
         elif kind == "eof" and not agent.finished:

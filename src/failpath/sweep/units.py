@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
 from typing import Any
 
 from failpath.stdlib._real import os
@@ -54,6 +53,12 @@ def spread(count: int, k: int) -> list[int]:
     return sorted({1 + round(i * step) for i in range(k)})
 
 
+def unit_timeout(duration: float = 0.0, setting: float = 0.0) -> float:
+    """Seconds a unit of a test whose clean run took ``duration`` may take: ``--timeout``
+    when set, else five times the clean run plus two seconds, at least three."""
+    return setting if setting > 0 else max(3.0, 5 * duration + 2.0)
+
+
 def unit_id(test: str, tag: str, nth: int, mode: str, action: str) -> str:
     """The stable identity of a unit."""
     return f"{test}|{tag}|{nth}|{mode}|{action}"
@@ -69,25 +74,6 @@ def point_info(hit: dict[str, Any], root: str) -> dict[str, Any]:
     return {"tag": hit["tag"], "name": hit.get("name"), "cls": hit.get("cls", "generic"),
             "module": hit.get("module"), "function": hit.get("function"),
             "file": rel.replace(os.sep, "/"), "line": hit.get("line", 0)}
-
-
-def plan_all(baseline: list[dict[str, Any]], settings: dict[str, Any],
-             root: str) -> Iterator[dict[str, Any]]:
-    """Every unit the baseline allows (``--select all``), in baseline order."""
-    modes = ["transient", "persistent"] if settings["mode"] == "both" else [settings["mode"]]
-    for record in baseline:
-        if record["status"] != "passed":
-            continue
-        for hit in record["hits"]:
-            if not in_scope(hit["file"], root, settings["include"], settings["exclude"]):
-                continue
-            actions = ["raise"]
-            if hit.get("sized") and settings.get("short_writes", True):
-                actions.append("short(1)")
-            for nth in spread(int(hit["count"]), int(settings["max_hits"])):
-                for mode in modes:
-                    for action in actions:
-                        yield make_unit(record["test"], hit, nth, mode, action, root)
 
 
 def make_unit(test: str, hit: dict[str, Any], nth: int, mode: str, action: str,

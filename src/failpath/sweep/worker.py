@@ -57,7 +57,7 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
         if base is not None and os.path.isdir(base):
             start_entries.update(os.path.join(base, n) for n in os.listdir(base))
         agent.baseline_writes[item.nodeid] = entry.get("writes", [])
-        agent.timeouts[item.nodeid] = float(entry.get("timeout", 10.0))
+        agent.timeouts[item.nodeid] = float(entry["timeout"])
         agent.run_units(item, units, entry.get("strategy", options.strategy),
                         entry.get("clean", {}))
         agent.emit({"type": "test-done", "test": item.nodeid})

@@ -1,5 +1,4 @@
 import pytest
-
 from damage.store import Journal, Store, checked_copy, read_patiently
 
 

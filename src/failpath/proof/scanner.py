@@ -1,4 +1,5 @@
-"""Name resolution for the static scan: imports, aliases, @fallible definitions, receivers."""
+"""The scanner of one module: its points and handlers, with the names it resolves (imports,
+aliases, @fallible definitions, receivers)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ast
 from dataclasses import dataclass, field
 
 from failpath.proof import catalog
-from failpath.proof.static import Handler, Point
+from failpath.proof.model import Handler, Point
 
 _BUILTINS = frozenset({"open"})
 

@@ -1,4 +1,4 @@
-"""What the sweep shows while it runs and when it ends (the terminal report renders it)."""
+"""The live view of a sweep: progress while it runs, the summary when it ends."""
 
 from __future__ import annotations
 
