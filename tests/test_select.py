@@ -69,6 +69,22 @@ def test_pick_prefers_the_fastest_test_when_one_test_has_every_position() -> Non
     assert len(pick([one], 0)) == 100
 
 
+def test_each_calling_context_gets_a_unit_unless_only_a_much_slower_test_reaches_it() -> None:
+    from failpath.sweep.select import Reach
+
+    fast = Reach("fast", 0.5, list(range(1, 11)), {"contexts": {"a": [1, 5], "b": [7, 1]}},
+                 (0, "a"))
+    near = Reach("near", 1.5, list(range(1, 4)), {"contexts": {"c": [2, 1]}}, (1, "b"))
+    slow = Reach("slow", 90.0, list(range(1, 20000)), {"contexts": {"d": [12423, 1]}},
+                 (9, "c"))
+    chosen = {(r.test, n) for r, n in pick([fast, near, slow], 1)}
+    # a unit at the first hit of each context the fast tests reach, and at none of the
+    # context that only a test 180 times slower reaches (it stays found-not-swept)
+    assert {("fast", 1), ("fast", 7), ("near", 2)} <= chosen
+    assert ("slow", 12423) not in chosen
+    assert len(chosen) == 3
+
+
 def test_the_plan_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     recs = [record(str(tmp_path), f"t::{i}", 0.01, {"m:f:1#a": 1}) for i in range(20)]
     ids = [[u["id"] for u in Planner(recs, settings(seed=s), str(tmp_path)).units()]

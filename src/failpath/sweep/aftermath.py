@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from failpath.stdlib._real import bypass
-from failpath.sweep import boundary, damage, probe
+from failpath.sweep import boundary, damage, oracles, probe
 from failpath.sweep.evidence import Scope
 
 Facts = dict[str, Any]
@@ -46,6 +46,7 @@ class Aftermath:
         self.frames: dict[int, FrameType] = {}
         self.facts: Facts | None = None  # the child's, once its boundary ended
         self.at_fault: frozenset[str] = frozenset()  # what the run had written by the fault
+        self.children_at_fault = 0  # this process's children then
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -61,6 +62,8 @@ class Aftermath:
         """The fault fires now: what was written so far is the operation's, what comes
         later is the failure path's own (an error record is not an orphan)."""
         self.at_fault = frozenset(self.written())
+        with bypass():
+            self.children_at_fault = oracles.child_processes()
 
     def note_write(self, path: str) -> None:
         """The recorder's ``on_write``: what ``path`` holds before it is written (once)."""
@@ -99,7 +102,13 @@ class Aftermath:
 
         def ended(end: FrameType, how: str, value: Any) -> None:
             facts = self.snapshot(how, value)
-            if retry is not None and how == "raised":
+            with bypass():
+                started = oracles.child_processes() - self.children_at_fault
+            if started > 0:
+                # a process the failure path started still runs, and may still write: what
+                # the files hold now is no evidence (the process itself is: leaked)
+                facts["unsettled"] = f"{started} process(es) started after the fault still run"
+            elif retry is not None and how == "raised":
                 facts["probe"] = probe.retry(end, self.places(), retry(), injected)
             self.facts = facts
             on_end(facts)
@@ -160,7 +169,7 @@ def _places_of_all(waiting: list[Pending]) -> damage.Places:
 def findings(faulted: Facts | None, clean: Facts | None, released: str | None
              ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     """Orphans, torn files and the probe's verdict, from the two runs' facts."""
-    if not faulted or not clean:
+    if not faulted or not clean or faulted.get("unsettled"):
         return (), (), None
     places = damage.Places(tuple(faulted["places"]["written"]),
                            tuple(faulted["places"]["owned"]))

@@ -229,7 +229,7 @@ class Agent:
         self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
         self.twin_facts: dict[str, Any] | None = None  # the clean twin's, for this child
         self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
-        self.last_tag: str | None = None  # the hit before, in this run (its context)
+        self.last_tag: dict[int, str] = {}  # the hit before, per thread (its context)
         self._kinds: dict[Any, str] = {}
         self.retry_units: list[Unit] = []  # persistent units for sites whose handler retries
         if recorder is not None:
@@ -282,7 +282,7 @@ class Agent:
             contexts[context][1] += 1
         elif len(contexts) < MAX_CONTEXTS:
             contexts[context] = [n, 1]  # the first hit in this context, and how many
-        self.last_tag = hit.tag.key
+        self.last_tag[threading.get_ident()] = hit.tag.key
 
     def _context(self, tag: str) -> str:
         """How this hit was reached: the project's frames on the stack, and the hit before.
@@ -291,7 +291,7 @@ class Agent:
         deletes the old file first) gets a context for each; the planner gives each one
         a unit (sweep/select.py).
         """
-        parts = [self.last_tag or ""]
+        parts = [self.last_tag.get(threading.get_ident(), "")]
         frame: FrameType | None = sys._getframe(2)
         while frame is not None and len(parts) < 16:
             kind = self._kinds.get(frame.f_code)
@@ -695,7 +695,7 @@ class Agent:
     # -- running tests -----------------------------------------------------------------
     def run_baseline(self, item: Any) -> dict[str, Any]:
         """Run ``item`` cleanly, counting its hits; the baseline record."""
-        self.counts, self.hits, self.last_tag = {}, {}, None
+        self.counts, self.hits, self.last_tag = {}, {}, {}
         if self.recorder is not None:
             self.recorder.clear()
         self.phase = "baseline"

@@ -38,7 +38,8 @@ def _normal_target(target: str) -> str:
     return target.removesuffix(" (deleted)")
 
 
-def _children() -> int:
+def child_processes() -> int:
+    """How many children this process has now (every thread's, from /proc)."""
     pid = os.getpid()
     total = 0
     try:
@@ -62,7 +63,7 @@ class Resources:
     def now(cls, ignore_fds: set[int] | None = None) -> Resources:
         """Measure the current process."""
         alive = sum(1 for t in threading.enumerate() if t.is_alive())
-        return cls(_fd_targets(ignore_fds or set()), alive, _children())
+        return cls(_fd_targets(ignore_fds or set()), alive, child_processes())
 
 
 @dataclass(slots=True)

@@ -71,6 +71,13 @@ def _speed(test: str, duration: float, seed: int) -> tuple[int, str]:
     return bucket, hashlib.sha1(f"{seed}:{test}".encode()).hexdigest()
 
 
+#: A calling context gets its own unit only in a test at most this many times slower than
+#: the site's fastest (or at most CONTEXT_SLACK_S slower): a context seen only in a test
+#: that takes minutes (threads spinning on a lock) is counted as found, not swept.
+CONTEXT_COST_FACTOR = 8.0
+CONTEXT_SLACK_S = 2.0
+
+
 def contexts_of(reaches: list[Reach]) -> dict[str, tuple[Reach, int]]:
     """Each calling context of a site (sweep/explore.py Agent._context), with the fastest
     test's first hit in it."""
@@ -82,32 +89,46 @@ def contexts_of(reaches: list[Reach]) -> dict[str, tuple[Reach, int]]:
     return found
 
 
+def affordable(reaches: list[Reach], found: dict[str, tuple[Reach, int]]
+               ) -> list[tuple[Reach, int]]:
+    """The contexts worth a unit of their own: those a test not much slower than the site's
+    fastest reaches (``reaches`` are in speed order)."""
+    if not reaches:
+        return []
+    limit = max(reaches[0].duration * CONTEXT_COST_FACTOR,
+                reaches[0].duration + CONTEXT_SLACK_S)
+    return [(r, n) for r, n in found.values() if r.duration <= limit]
+
+
 def pick(reaches: list[Reach], k: int) -> list[tuple[Reach, int]]:
     """``k`` distinct (test, nth) for one site, and one more for each context left out.
 
     First one unit for every calling context of the site (a site reached by two paths gets
-    a unit for each), then, up to ``k``: unit ``i`` aims at the fraction ``i/(k-1)`` of its
-    test's hits (first, middle, last for k=3) in the ``i``-th fastest test; a taken or
-    missing spot falls to the next test, then to any remaining (test, nth) in speed order.
-    ``k <= 0`` picks every unit.
+    a unit for each) that a test not much slower than the fastest reaches; then ``k``
+    spread ones: unit ``i`` aims at the fraction ``i/(k-1)`` of its test's hits (first,
+    middle, last for k=3) in the ``i``-th fastest test (a spot a context already took
+    counts; a spot another spread unit took falls to the next test); then, while fewer
+    than ``k``, any remaining (test, nth) in speed order. ``k <= 0`` picks every unit.
     """
     if k <= 0:
         return [(r, n) for r in reaches for n in r.positions]
     chosen: list[tuple[Reach, int]] = []
     taken: set[tuple[str, int]] = set()
-    for r, n in contexts_of(reaches).values():
+    for r, n in affordable(reaches, contexts_of(reaches)):
         if (r.test, n) not in taken:
             taken.add((r.test, n))
             chosen.append((r, n))
-    k = max(k, len(chosen))
+    spread: set[tuple[str, int]] = set()  # a context's unit may also be a spread one
     for i in range(k):
         frac = 0.0 if k == 1 else i / (k - 1)
         for j in range(len(reaches)):
             r = reaches[(i + j) % len(reaches)]
             n = r.positions[round(frac * (len(r.positions) - 1))]
-            if (r.test, n) not in taken:
-                taken.add((r.test, n))
-                chosen.append((r, n))
+            if (r.test, n) not in spread:
+                spread.add((r.test, n))
+                if (r.test, n) not in taken:
+                    taken.add((r.test, n))
+                    chosen.append((r, n))
                 break
     for r in reaches:
         for n in r.positions:
