@@ -244,6 +244,42 @@ def test_a_failed_constructor_is_retried_as_a_new_instance() -> None:
     assert probe.verdict(report, None, None) is None
 
 
+class _Config(dict):  # type: ignore[type-arg]
+    """A dict built by its constructor (configobj's shape): the first load fails."""
+
+    frames: list[Any] = []
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        _Config.frames.append(sys._getframe())
+        if len(_Config.frames) == 1:
+            raise OSError(5, "Input/output error")
+        self.update(line.split("=") for line in text.split())
+
+
+def test_a_constructor_retry_is_compared_with_the_object_the_clean_call_built() -> None:
+    with pytest.raises(OSError):
+        _Config("a=1 b=2")
+    report = probe.retry(_Config.frames[0], damage.Places(), timeout=10)
+    assert report["returned"] == "{'a': '1', 'b': '2'}"
+    # the clean run's __init__ returned None; what its caller got is the object it built
+    ended: list[tuple[Any, str, Any]] = []
+    watch = boundary.Watch()
+
+    class Clean(_Config):
+        def __init__(self, text: str) -> None:
+            watch.await_end(sys._getframe(), lambda f, how, v: ended.append((f, how, v)))
+            super().__init__(text)
+
+    Clean("a=1 b=2")
+    frame, how, value = ended[0]
+    assert value is None and how == "returned"
+    built = probe.plain(aftermath.made(frame, how, value))
+    assert built == report["returned"]
+    assert probe.verdict(report, built, None) is None
+    assert "data was lost" in (probe.verdict(report, probe.plain(Clean("a=1")), None) or "")
+
+
 def test_plain_data_only_is_compared() -> None:
     assert probe.plain({"a": [1, "x", b"y", None]}) == "{'a': [1, 'x', b'y', None]}"
     assert probe.plain(1.5) is None and probe.plain(object()) is None

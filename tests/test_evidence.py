@@ -214,3 +214,59 @@ def test_a_module_of_this_suite_is_test_code() -> None:
     scope = Scope(str(Path(__file__).parent.parent))
     assert scope.kind(__file__) == "test"
     assert scope.kind(sys.modules["failpath"].__file__ or "") == "failpath"
+
+
+CLEANUPS = '''
+import sys
+
+def where():
+    return sys._getframe(1)
+
+def in_finally():
+    try:
+        raise KeyError("x")
+    finally:
+        return where()
+
+def in_reraising_except():
+    try:
+        raise KeyError("x")
+    except KeyError:
+        frame = where()
+        raise
+
+def in_ending_except(flag):
+    try:
+        raise KeyError("x")
+    except KeyError:
+        frame = where()
+        if flag:
+            raise ValueError("translated")
+        return frame
+'''
+
+
+def test_a_cleanup_block_says_whether_the_handled_error_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "cleanups.py"
+    path.write_text(CLEANUPS)
+    spec = importlib.util.spec_from_file_location("cleanups", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from failpath.sweep.evidence import handling_block
+
+    frame = mod.in_finally()
+    assert handling_block(frame) == (frame, True)
+    try:
+        mod.in_reraising_except()
+    except KeyError as exc:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_name != "in_reraising_except":
+            tb = tb.tb_next
+        assert tb is not None
+        assert handling_block(tb.tb_frame) == (tb.tb_frame, True)
+    # raises only under a condition: the except block ends the error
+    frame = mod.in_ending_except(False)
+    assert handling_block(frame) == (frame, False)
+    # no block on the stack
+    assert handling_block(sys._getframe()) is None

@@ -159,9 +159,10 @@ def test_json_report_follows_schema_1(auto_sweep: Any) -> None:
 def test_every_strategy_classifies_the_same_units_the_same_way(
         strategy: str, auto_sweep: Any, tmp_path: Path) -> None:
     root = copy_project(tmp_path)
-    # One unit per site keeps the slow strategies affordable; every class is still there.
+    # One unit per site, and two agents, keep the slow strategies affordable; every class
+    # is still there.
     code, result, output = sweep(root, *FAST, "--per-site", "1", "--strategy", strategy,
-                                 timeout=600)
+                                 "--jobs", "2", timeout=600)
     assert result, output
     check_expected(result)
     # The reference swept both modes; a transient sweep adds persistent units only where

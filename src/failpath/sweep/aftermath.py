@@ -101,7 +101,7 @@ class Aftermath:
             return False
 
         def ended(end: FrameType, how: str, value: Any) -> None:
-            facts = self.snapshot(how, value)
+            facts = self.snapshot(how, made(end, how, value))
             with bypass():
                 started = oracles.child_processes() - self.children_at_fault
             if started > 0:
@@ -141,7 +141,7 @@ class Aftermath:
         waiting = self.pending.pop(id(frame), [])
         self.frames.pop(id(frame), None)
         extra = _places_of_all(waiting)
-        clean = self.snapshot(how, value, extra)
+        clean = self.snapshot(how, made(frame, how, value), extra)
         for unit, result, done in waiting:
             done(unit, result, clean)
 
@@ -155,6 +155,14 @@ class Aftermath:
             clean = self.snapshot("test-ended", None, _places_of_all(waiting))
             for unit, result, done in waiting:
                 done(unit, result, clean)
+
+
+def made(frame: FrameType, how: str, value: Any) -> Any:
+    """What the call gave its caller: for a constructor's ``__init__``, the object it built
+    (the state probe retries a failed one as ``type(self)(*args)``: sweep/probe.py)."""
+    if how == "returned" and value is None and frame.f_code.co_name == "__init__":
+        return frame.f_locals.get("self", value)
+    return value
 
 
 def _places_of_all(waiting: list[Pending]) -> damage.Places:

@@ -364,7 +364,7 @@ class Agent:
             child.error = describe(fault.exc)
         else:
             child.error = f"{fault.kind}({fault.value!r})"
-        child.masking = _propagating()
+        child.masking = _propagating(self.scope)
         self.aftermath.mark_fault()
         retry = (lambda: min(5.0, self._timeout_for(child.unit) / 2)) \
             if child.unit.mode == "transient" else None
@@ -979,12 +979,15 @@ def _without_facts(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in ("damage", "evidence", "released")}
 
 
-def _propagating() -> BaseException | None:
-    """The exception propagating at a hit, if the hit is in explicit cleanup code.
+def _propagating(scope: evidence.Scope) -> BaseException | None:
+    """The exception propagating at a hit, if the hit is in the project's cleanup code.
 
-    A ``finally`` or ``except`` block runs while it propagates. A ``with`` block's exit
-    (a file's close at the end of ``with open``) is not counted: replacing the body's
-    error there is how Python's ``with`` works, not a choice of the code.
+    A ``finally`` block of the project runs while it propagates, and so does an ``except``
+    block of the project that raises at its end. A ``with`` block's exit (a file's close
+    at the end of ``with open``) is not counted: replacing the body's error there is how
+    Python's ``with`` works, not a choice of the code. Nor is an ``except`` that ends the
+    error (it raises only under a condition, or not at all), nor a block of the standard
+    library or a third party (pathlib's ``mkdir(exist_ok=True)`` checking ``is_dir``).
     """
     current = sys.exc_info()[1]
     if current is None or evidence.injection_of_self(current):
@@ -993,6 +996,11 @@ def _propagating() -> BaseException | None:
     if frame is not None and frame.f_lasti >= 0:
         op = frame.f_code.co_code[frame.f_lasti]
         if dis.opname[op] in ("WITH_EXCEPT_START", "WITH_CLEANUP_START"):
+            return None
+    block = evidence.handling_block(frame)
+    if block is not None:
+        handler, goes_on = block
+        if not goes_on or scope.kind(handler.f_code.co_filename) != "project":
             return None
     return current
 
