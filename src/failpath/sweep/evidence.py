@@ -86,6 +86,11 @@ def parse(filename: str) -> ast.Module | None:
         return None
 
 
+#: ``try`` statements: ``except*`` (3.11+) has the same fields as ``except``.
+_TRY: tuple[type[ast.AST], ...] = tuple(
+    t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None)
+
+
 def handling_block(frame: FrameType | None) -> tuple[FrameType, bool] | None:
     """The innermost frame, from ``frame`` up, that is running an ``except`` or ``finally``
     block, and whether the exception it handles goes on after the block: a ``finally``
@@ -99,11 +104,12 @@ def handling_block(frame: FrameType | None) -> tuple[FrameType, bool] | None:
         line = frame.f_lineno
         found: tuple[int, bool] | None = None  # (the block's first line, goes on)
         for node in ast.walk(tree) if tree is not None else ():
-            if not isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            if not isinstance(node, _TRY):
                 continue
+            handlers: list[ast.ExceptHandler] = getattr(node, "handlers", [])
             blocks = [(h.body, any(isinstance(s, ast.Raise) for s in h.body))
-                      for h in node.handlers]
-            blocks.append((node.finalbody, True))
+                      for h in handlers]
+            blocks.append((getattr(node, "finalbody", []), True))
             for body, goes_on in blocks:
                 if body and body[0].lineno <= line <= (body[-1].end_lineno or 0) and (
                         found is None or body[0].lineno >= found[0]):
