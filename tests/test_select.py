@@ -188,7 +188,8 @@ def bug_sites(result: dict[str, Any]) -> set[str]:
 def test_sites_finds_every_bug_site_all_finds_on_the_outcomes_project(tmp_path: Path) -> None:
     root = tmp_path / "outcomes"
     shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(".failpath", "__pycache__"))
-    _, everything, _ = sweep(root, "--timeout", "2", "--select", "all", "--quiet")
+    _, everything, _ = sweep(root, "--timeout", "2", "--select", "all", "--quiet",
+                             "--jobs", "2")  # two agents: the exhaustive sweep is long
     html = tmp_path / "r.html"
     code, sites, output = sweep(root, "--timeout", "2", "--html", str(html))
     assert code == 1, output
@@ -236,7 +237,7 @@ def test_on_many_hits_sites_runs_far_fewer_units_and_saturation_is_counted(
         tmp_path: Path) -> None:
     root = many_hits_project(tmp_path)
     _, everything, _ = sweep(root, "--select", "all", "--per-site", "0", "--timeout", "5",
-                             "--no-coverage", "--quiet")
+                             "--no-coverage", "--quiet", "--jobs", "2")
     _, saturated, _ = sweep(root, "--select", "all", "--timeout", "5", "--no-coverage",
                             "--quiet")
     _, sites, output = sweep(root, "--timeout", "5", "--no-coverage")

@@ -188,7 +188,10 @@ def findings(faulted: Facts | None, clean: Facts | None, released: str | None
     found = damage.judge(faulted["listing"], clean_here, faulted.get("before", {}),
                          released, places, set(faulted.get("made_before", ())))
     after = set(faulted.get("made_after", ())) - set(faulted.get("made_before", ()))
+    # an orphan is already the finding: the retry finding it still there is the same one
+    left = {k for k in faulted["listing"] if any(o.startswith(f"file left: {k} (")
+                                                 for o in found.orphans)}
     verdict = probe.verdict(faulted.get("probe"), clean.get("value"),
                             {k: v for k, v in clean_here.items() if k not in after},
-                            ignore=after, clean_returned=clean["how"] == "returned")
+                            ignore=after | left, clean_returned=clean["how"] == "returned")
     return found.orphans, found.torn, verdict

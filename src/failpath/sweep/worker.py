@@ -32,8 +32,10 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
         base = basetemp()
         if base is None or not os.path.isdir(base):
             return []
+        # pytest's ``<name>current`` symlinks name a test's dir a second time: not a root
         return [os.path.join(base, n) for n in os.listdir(base)
-                if os.path.join(base, n) not in start_entries]
+                if os.path.join(base, n) not in start_entries
+                and not os.path.islink(os.path.join(base, n))]
 
     agent.tmp_roots = new_tmp_dirs
     if options.unit is not None:
