@@ -89,32 +89,37 @@ def contexts_of(reaches: list[Reach]) -> dict[str, tuple[Reach, int]]:
     return found
 
 
-def affordable(reaches: list[Reach], found: dict[str, tuple[Reach, int]]
+def affordable(reaches: list[Reach], found: dict[str, tuple[Reach, int]], most: int
                ) -> list[tuple[Reach, int]]:
-    """The contexts worth a unit of their own: those a test not much slower than the site's
-    fastest reaches (``reaches`` are in speed order)."""
+    """The contexts worth a unit of their own: at most ``most``, those a test not much
+    slower than the site's fastest reaches (``reaches`` are in speed order), the fastest
+    test's first. A layered library reaches one site by hundreds of paths; the others
+    are counted as found, not swept (the plan's ``contexts``)."""
     if not reaches:
         return []
     limit = max(reaches[0].duration * CONTEXT_COST_FACTOR,
                 reaches[0].duration + CONTEXT_SLACK_S)
-    return [(r, n) for r, n in found.values() if r.duration <= limit]
+    cheap = sorted(((r, n) for r, n in found.values() if r.duration <= limit),
+                   key=lambda rn: (rn[0].speed, rn[1]))
+    return cheap[:most]
 
 
 def pick(reaches: list[Reach], k: int) -> list[tuple[Reach, int]]:
-    """``k`` distinct (test, nth) for one site, and one more for each context left out.
+    """Up to ``2k`` distinct (test, nth) for one site: its calling contexts, then spread.
 
-    First one unit for every calling context of the site (a site reached by two paths gets
-    a unit for each) that a test not much slower than the fastest reaches; then ``k``
-    spread ones: unit ``i`` aims at the fraction ``i/(k-1)`` of its test's hits (first,
-    middle, last for k=3) in the ``i``-th fastest test (a spot a context already took
-    counts; a spot another spread unit took falls to the next test); then, while fewer
-    than ``k``, any remaining (test, nth) in speed order. ``k <= 0`` picks every unit.
+    First one unit for each calling context of the site (a site reached by two paths gets
+    a unit for each; ``k`` at most, and only contexts a test not much slower than the
+    fastest reaches); then ``k`` spread ones: unit ``i`` aims at the fraction ``i/(k-1)``
+    of its test's hits (first, middle, last for k=3) in the ``i``-th fastest test (a spot a
+    context already took counts; a spot another spread unit took falls to the next test);
+    then, while fewer than ``k``, any remaining (test, nth) in speed order. ``k <= 0``
+    picks every unit.
     """
     if k <= 0:
         return [(r, n) for r in reaches for n in r.positions]
     chosen: list[tuple[Reach, int]] = []
     taken: set[tuple[str, int]] = set()
-    for r, n in affordable(reaches, contexts_of(reaches)):
+    for r, n in affordable(reaches, contexts_of(reaches), k):
         if (r.test, n) not in taken:
             taken.add((r.test, n))
             chosen.append((r, n))
