@@ -307,3 +307,15 @@ def test_findings_compare_only_facts_of_the_same_moment(tmp_path: Path) -> None:
     ended = dict(clean, how="test-ended")
     assert aftermath.findings(faulted, ended, None) == ((), (), None)
     assert aftermath.findings(faulted, None, None) == ((), (), None)
+
+
+def test_pytests_current_symlink_is_not_a_file_of_the_code(tmp_path: Path) -> None:
+    (tmp_path / "test_x0").mkdir()
+    (tmp_path / "test_x0" / "data").write_text("v")
+    (tmp_path / "test_xcurrent").symlink_to(tmp_path / "test_x0")
+    (tmp_path / "mine-current").symlink_to(tmp_path / "test_x0")  # the code's own link
+    places = damage.Places((), (str(tmp_path),))
+    keys = set(damage.listing(places))
+    assert not any("test_xcurrent" in k for k in keys), keys
+    assert any(k.endswith("mine-current") for k in keys) and \
+        any(k.endswith("test_x0/data") for k in keys)

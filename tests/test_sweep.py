@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -84,7 +85,7 @@ def auto_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str,
     marker = tmp_path_factory.mktemp("outside") / "marker"
     # A temp dir of the sweep's own, so the marker is outside it (not a temp-file leak).
     tmpdir = tmp_path_factory.mktemp("tmpdir")
-    code, result, output = sweep(root, *FAST, "--mode", "both",
+    code, result, output = sweep(root, *FAST, "--mode", "both", "--jobs", "2",
                                  env={"OUTCOMES_MARKER": str(marker), "TMPDIR": str(tmpdir)})
     assert result, output
     return code, result, root
@@ -191,15 +192,32 @@ def test_the_reproducer_of_every_bug_reproduces_it(auto_sweep: Any) -> None:
     bugs = _bug_units(result)
     assert {u["outcome"] for u in bugs.values()} == {"crashed", "hung", "mishandled",
                                                      "inconsistent", "leaked"}
-    for unit in bugs.values():
+    # All at once (each in its own session), the hung ones judged last: a reproducer that
+    # hangs must still be running 10 s after it started.
+    started: list[tuple[dict[str, Any], float, subprocess.Popen[str]]] = []
+    try:
+        _run_reproducers(bugs, root, started)
+    finally:  # none left running when an assertion failed
+        for _, _, proc in started:
+            with contextlib.suppress(ProcessLookupError):  # its whole group already ended
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def _run_reproducers(bugs: dict[str, dict[str, Any]], root: Path,
+                     started: list[tuple[dict[str, Any], float, subprocess.Popen[str]]]
+                     ) -> None:
+    for unit in sorted(bugs.values(), key=lambda u: u["outcome"] == "hung"):
         cmd = unit["reproducer"].replace("python -m pytest",
                                          f"{sys.executable} -m pytest -p no:cacheprovider")
-        # A hung unit must still hang after 10 s; anything else gets time for a slow start.
+        started.append((unit, time.monotonic(), subprocess.Popen(
+            cmd, shell=True, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)))
+    for unit, t0, proc in started:
+        # anything but a hang gets time for a slow start
         limit = 10 if unit["outcome"] == "hung" else 180
-        proc = subprocess.Popen(cmd, shell=True, cwd=root, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            stdout, stderr = proc.communicate(timeout=limit)
+            stdout, stderr = proc.communicate(timeout=max(0.0, t0 + limit - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the shell and the pytest it started
             proc.communicate()

@@ -126,7 +126,7 @@ def listing(places: Places) -> dict[str, str]:
     for root in places.owned:
         _walk_into(root, out, places, recursive=True)
     for path in places.written:
-        if isolation.protected(path):
+        if isolation.protected(path) or _pytest_current(*os.path.split(path)):
             continue
         if _lists_siblings(path, places):
             _walk_into(os.path.dirname(path), out, places, recursive=False)
@@ -149,11 +149,27 @@ def _walk_into(root: str, out: dict[str, str], places: Places, recursive: bool) 
             continue
         path = os.path.join(root, name)
         key = places.key(path)
-        if key in out:
+        if key in out or _pytest_current(root, name):
             continue
         out[key] = digest(path)
         if recursive and out[key] == "dir":
             _walk_into(path, out, places, recursive=True)
+
+
+def _pytest_current(root: str, name: str) -> bool:
+    """pytest's bookkeeping: the ``<prefix>current`` symlink to the newest ``<prefix>N``
+    directory beside it (tmp_path's retention), made and moved by pytest, not the code."""
+    if not name.endswith("current"):
+        return False
+    path = os.path.join(root, name)
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return False
+    prefix = name[:-len("current")]
+    base = os.path.basename(target.rstrip("/"))
+    return os.path.dirname(os.path.join(root, target)) == root and base.startswith(prefix) \
+        and base[len(prefix):].isdigit()
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,11 @@ def _wait(pid: int, reader: channel.Reader, timeout: float) -> dict[str, Any]:
         {"skipped": "the retry died without a word"}
 
 
+#: A retry that did not end within this long is stuck; a shorter wait (a unit timeout of
+#: under two seconds) tells nothing.
+MIN_HUNG_S = 1.0
+
+
 def verdict(probe: dict[str, Any] | None, clean_value: str | None,
             clean_files: dict[str, str] | None, ignore: set[str] | None = None,
             clean_returned: bool = True) -> str | None:
@@ -216,6 +221,8 @@ def verdict(probe: dict[str, Any] | None, clean_value: str | None,
     if not probe or "skipped" in probe or not clean_returned:
         return None
     if "hung" in probe:
+        if probe["hung"] < MIN_HUNG_S:  # too short to tell a stuck object from a busy machine
+            return None
         return f"retrying the failed call hung ({probe['hung']:.0f}s): the object is stuck"
     if "raised" in probe:
         if probe.get("programming") or probe.get("reports"):
