@@ -319,3 +319,20 @@ def test_pytests_current_symlink_is_not_a_file_of_the_code(tmp_path: Path) -> No
     assert not any("test_xcurrent" in k for k in keys), keys
     assert any(k.endswith("mine-current") for k in keys) and \
         any(k.endswith("test_x0/data") for k in keys)
+
+
+def test_a_test_file_under_another_random_name_in_the_clean_twin_is_one_file() -> None:
+    # fork-per-unit: the test's NamedTemporaryFile is /tmp/tmpA in the faulted run and
+    # /tmp/tmpB in its clean twin; both held OLD before the code rewrote them
+    places = {"written": ["/tmp/tmpA"], "owned": []}
+    faulted = {"how": "raised", "listing": {"/tmp/tmpA": HALF}, "places": places,
+               "before": {"/tmp/tmpA": OLD}, "made_before": ["/tmp/tmpA"], "made_after": []}
+    clean = {"how": "returned", "listing": {"/tmp/tmpB": NEW}, "before": {"/tmp/tmpB": OLD},
+             "places": {"written": ["/tmp/tmpB"], "owned": []}, "value": None}
+    orphans, torn, _ = aftermath.findings(faulted, clean, None)
+    assert orphans == () and torn == (
+        "torn: /tmp/tmpA is 4 bytes, neither what it held before (10 bytes) nor the clean "
+        "run's (12 bytes)",)
+    # a file the code made (nothing before) is still an orphan
+    made = dict(faulted, before={"/tmp/tmpA": "missing"})
+    assert aftermath.findings(made, clean, None)[0] == ("file left: /tmp/tmpA (4 bytes)",)

@@ -234,6 +234,26 @@ def _renamed(faulted: dict[str, str], clean: dict[str, str]) -> set[str]:
     return out
 
 
+def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
+                  clean_before: dict[str, str]) -> dict[str, str]:
+    """Faulted-only keys paired with a clean-only key in the same directory whose content
+    before the code wrote it was the same (and not ``missing``): one file that existed
+    before the code wrote it, under two random names (a test's ``NamedTemporaryFile`` in
+    each of two runs of the test)."""
+    spare: dict[tuple[str, str], list[str]] = {}
+    for key in sorted(clean):
+        prior = clean_before.get(key, "missing")
+        if key not in faulted and prior != "missing":
+            spare.setdefault((os.path.dirname(key), prior), []).append(key)
+    out: dict[str, str] = {}
+    for key in sorted(faulted):
+        prior = before.get(key, "missing")
+        slot = spare.get((os.path.dirname(key), prior))
+        if key not in clean and prior != "missing" and slot:
+            out[key] = slot.pop(0)
+    return out
+
+
 def _inside(key: str, parent: str | None) -> bool:
     return parent is not None and key.startswith(parent.rstrip("/") + "/")
 
