@@ -47,6 +47,13 @@ def api(store, fail):
 
 def gen():
     yield 1
+
+class StoreTestCases:
+    """Test code shipped in the package (a mixin a suite subclasses)."""
+    def test_put(self, store, fail):
+        return api(store, fail)
+    def test_direct(self, where):
+        return where()
 '''
 
 
@@ -148,6 +155,18 @@ def test_the_boundary_is_the_outermost_project_frame_and_its_end_is_seen(code: A
         code.api(Probe(), [1])
     assert seen == [("returned", 7), ("raised", None)]
     assert sys.getprofile() is None
+
+
+def test_test_code_in_the_package_is_not_a_boundary(code: Any) -> None:
+    class Probe:
+        def put(self, text: str, fail: Any) -> str:
+            frame = boundary.find(sys._getframe(1), code.SCOPE)
+            return "none" if frame is None else frame.f_code.co_name
+
+    assert code.api(Probe(), None) == "api"
+    assert code.StoreTestCases().test_put(Probe(), None) == "api"  # not the test method
+    assert code.StoreTestCases().test_direct(
+        lambda: boundary.find(sys._getframe(1), code.SCOPE)) is None
 
 
 # -- the probe ------------------------------------------------------------------------------
@@ -336,3 +355,24 @@ def test_a_test_file_under_another_random_name_in_the_clean_twin_is_one_file() -
     # a file the code made (nothing before) is still an orphan
     made = dict(faulted, before={"/tmp/tmpA": "missing"})
     assert aftermath.findings(made, clean, None)[0] == ("file left: /tmp/tmpA (4 bytes)",)
+
+
+def test_a_failed_socket_operation_leaves_no_file_evidence_and_is_not_retried(
+        code: Any, tmp_path: Path) -> None:
+    after = aftermath.Aftermath(code.SCOPE, lambda: [str(tmp_path)], frozenset)
+    ended: list[dict[str, Any]] = []
+
+    class Remote:
+        def put(self, text: str, fail: Any) -> int:
+            # another process stores the data: its files change on its own schedule
+            after.watch_from(sys._getframe(1), ended.append, lambda: 5.0, peer=True)
+            (tmp_path / "server-side").write_text(text)
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(ConnectionResetError):
+        code.api(Remote(), None)
+    facts = ended[0]
+    assert facts["unsettled"] == "the failed operation talked to another process"
+    assert "probe" not in facts  # never called again: the peer would do it twice
+    clean = {"how": "returned", "listing": {}, "places": facts["places"], "value": "1"}
+    assert aftermath.findings(facts, clean, None) == ((), (), None)

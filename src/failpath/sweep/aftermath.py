@@ -90,9 +90,13 @@ class Aftermath:
     # -- in a unit's child -------------------------------------------------------------
     def watch_from(self, frame: FrameType | None, on_end: Callable[[Facts], None],
                    retry: Callable[[], float] | None = None,
-                   injected: BaseException | None = None) -> bool:
+                   injected: BaseException | None = None, peer: bool = False) -> bool:
         """Watch the boundary above ``frame``; at its end take the facts, retry the call
         if ``retry`` (it gives the probe's timeout) and the call raised, then ``on_end``.
+
+        ``peer``: the failed operation talked to another process (a socket). What that
+        process did with the files is its own, and a retry would repeat the call there,
+        where nothing restores it: neither the files nor a retry are evidence.
 
         Returns False when there is no boundary (no project frame on the stack).
         """
@@ -104,7 +108,9 @@ class Aftermath:
             facts = self.snapshot(how, made(end, how, value))
             with bypass():
                 started = oracles.child_processes() - self.children_at_fault
-            if started > 0:
+            if peer:
+                facts["unsettled"] = "the failed operation talked to another process"
+            elif started > 0:
                 # a process the failure path started still runs, and may still write: what
                 # the files hold now is no evidence (the process itself is: leaked)
                 facts["unsettled"] = f"{started} process(es) started after the fault still run"

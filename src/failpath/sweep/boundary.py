@@ -33,12 +33,25 @@ def find(frame: FrameType | None, scope: Scope) -> FrameType | None:
     found = None
     while frame is not None:
         kind = scope.kind(frame.f_code.co_filename)
+        if kind == "project" and _is_test_code(frame.f_code.co_name):
+            break  # test code shipped in the package (a TestCases mixin): not a call of it
         if kind == "project":
             found = frame
         elif kind not in ("stdlib", "failpath"):
             break
         frame = frame.f_back
     return found
+
+
+#: unittest's and pytest's fixture methods: test code wherever it lives.
+_FIXTURES = frozenset({"setUp", "tearDown", "setUpClass", "tearDownClass", "setup_method",
+                       "teardown_method", "setup_class", "teardown_class", "asyncSetUp",
+                       "asyncTearDown"})
+
+
+def _is_test_code(name: str) -> bool:
+    """A function pytest or unittest would run as a test or its fixture (by its name)."""
+    return name.startswith("test") or name in _FIXTURES
 
 
 def how_it_ended(frame: FrameType) -> str:

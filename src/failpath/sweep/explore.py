@@ -368,7 +368,8 @@ class Agent:
         self.aftermath.mark_fault()
         retry = (lambda: min(5.0, self._timeout_for(child.unit) / 2)) \
             if child.unit.mode == "transient" else None
-        self.aftermath.watch_from(sys._getframe(1), lambda facts: None, retry, child.injected)
+        self.aftermath.watch_from(sys._getframe(1), lambda facts: None, retry, child.injected,
+                                  peer=child.unit.cls.startswith("net:"))
         hidden = Raised(self.scope)
         if hidden.available(self.cov is not None):
             child.hidden = hidden

@@ -65,7 +65,8 @@ class Rehearsal:
         self.released = hit.filename if hit.tag.cls in ("io:unlink", "io:rmdir") else None
         self.aftermath.mark_fault()
         self.aftermath.watch_from(frame, lambda facts: None,
-                                  (lambda: 5.0) if self.transient else None)
+                                  (lambda: 5.0) if self.transient else None,
+                                  peer=hit.tag.cls.startswith("net:"))
         return None  # the arming rule fails it
 
     def _twin(self, frame: Any) -> Facts | None:
