@@ -93,31 +93,38 @@ _TRY: tuple[type[ast.AST], ...] = tuple(
 
 def handling_block(frame: FrameType | None) -> tuple[FrameType, bool] | None:
     """The innermost frame, from ``frame`` up, that is running an ``except`` or ``finally``
-    block, and whether the exception it handles goes on after the block: a ``finally``
-    (while an exception propagates), or an ``except`` whose body raises unconditionally
-    (re-raises or translates it). An ``except`` that only raises under a condition, or not
-    at all, ends the exception: a fault in it replaces nothing the caller would have seen.
-    None when no frame on the stack is in such a block.
+    block, and whether the exception it handles goes on after the block (see
+    :func:`block_at`). None when no frame on the stack is in such a block.
     """
     while frame is not None:
-        tree = parse(frame.f_code.co_filename)
-        line = frame.f_lineno
-        found: tuple[int, bool] | None = None  # (the block's first line, goes on)
-        for node in ast.walk(tree) if tree is not None else ():
-            if not isinstance(node, _TRY):
-                continue
-            handlers: list[ast.ExceptHandler] = getattr(node, "handlers", [])
-            blocks = [(h.body, any(isinstance(s, ast.Raise) for s in h.body))
-                      for h in handlers]
-            blocks.append((getattr(node, "finalbody", []), True))
-            for body, goes_on in blocks:
-                if body and body[0].lineno <= line <= (body[-1].end_lineno or 0) and (
-                        found is None or body[0].lineno >= found[0]):
-                    found = (body[0].lineno, goes_on)
-        if found is not None:
-            return frame, found[1]
+        goes_on = block_at(frame)
+        if goes_on is not None:
+            return frame, goes_on
         frame = frame.f_back
     return None
+
+
+def block_at(frame: FrameType) -> bool | None:
+    """Whether ``frame`` is running an ``except`` or ``finally`` block (None: neither) whose
+    exception goes on after it: a ``finally`` (while an exception propagates), or an
+    ``except`` whose body raises unconditionally (re-raises or translates it). An
+    ``except`` that only raises under a condition, or not at all, ends the exception: a
+    fault in it replaces nothing the caller would have seen.
+    """
+    tree = parse(frame.f_code.co_filename)
+    line = frame.f_lineno
+    found: tuple[int, bool] | None = None  # (the block's first line, goes on)
+    for node in ast.walk(tree) if tree is not None else ():
+        if not isinstance(node, _TRY):
+            continue
+        handlers: list[ast.ExceptHandler] = getattr(node, "handlers", [])
+        blocks = [(h.body, any(isinstance(s, ast.Raise) for s in h.body)) for h in handlers]
+        blocks.append((getattr(node, "finalbody", []), True))
+        for body, goes_on in blocks:
+            if body and body[0].lineno <= line <= (body[-1].end_lineno or 0) and (
+                    found is None or body[0].lineno >= found[0]):
+                found = (body[0].lineno, goes_on)
+    return None if found is None else found[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
-from failpath import _state, tags
+from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit, make_error, mark
 from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
@@ -985,24 +985,28 @@ def _propagating(scope: evidence.Scope) -> BaseException | None:
 
     A ``finally`` block of the project runs while it propagates, and so does an ``except``
     block of the project that raises at its end. A ``with`` block's exit (a file's close
-    at the end of ``with open``) is not counted: replacing the body's error there is how
-    Python's ``with`` works, not a choice of the code. Nor is an ``except`` that ends the
+    at the end of ``with open``, a lock's release in its ``__exit__``) is not counted:
+    replacing the body's error there is how Python's ``with`` works, not a choice of the
+    code. Nor is an ``except`` that ends the
     error (it raises only under a condition, or not at all), nor a block of the standard
     library or a third party (pathlib's ``mkdir(exist_ok=True)`` checking ``is_dir``).
     """
     current = sys.exc_info()[1]
     if current is None or evidence.injection_of_self(current):
         return None
-    frame = tags.caller_frame(sys._getframe(1))
-    if frame is not None and frame.f_lasti >= 0:
-        op = frame.f_code.co_code[frame.f_lasti]
-        if dis.opname[op] in ("WITH_EXCEPT_START", "WITH_CLEANUP_START"):
-            return None
-    block = evidence.handling_block(frame)
-    if block is not None:
-        handler, goes_on = block
-        if not goes_on or scope.kind(handler.f_code.co_filename) != "project":
-            return None
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and scope.kind(frame.f_code.co_filename) == "failpath":
+        frame = frame.f_back  # from the point's own caller (pathlib's stat, say) up
+    while frame is not None:
+        if frame.f_lasti >= 0 and dis.opname[frame.f_code.co_code[frame.f_lasti]] in (
+                "WITH_EXCEPT_START", "WITH_CLEANUP_START"):
+            return None  # the error is being handed to an __exit__, anywhere above
+        goes_on = evidence.block_at(frame)
+        if goes_on is not None:
+            if not goes_on or scope.kind(frame.f_code.co_filename) != "project":
+                return None
+            return current
+        frame = frame.f_back
     return current
 
 
