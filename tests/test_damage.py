@@ -376,3 +376,26 @@ def test_a_failed_socket_operation_leaves_no_file_evidence_and_is_not_retried(
     assert "probe" not in facts  # never called again: the peer would do it twice
     clean = {"how": "returned", "listing": {}, "places": facts["places"], "value": "1"}
     assert aftermath.findings(facts, clean, None) == ((), (), None)
+
+
+class _Forwarding:
+    """tinydb's TinyDB shape: unknown attributes go to a table that a failed __init__ never
+    made, so any dynamic lookup on the half-built object recurses forever."""
+
+    frames: list[Any] = []
+
+    def __init__(self, path: str) -> None:
+        _Forwarding.frames.append(sys._getframe())
+        if len(_Forwarding.frames) == 1:
+            raise OSError(24, "Too many open files")
+        self._tables: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tables, name)
+
+
+def test_the_probe_runs_no_code_of_the_half_built_object() -> None:
+    with pytest.raises(OSError):
+        _Forwarding("db.json")
+    report = probe.retry(_Forwarding.frames[0], damage.Places(), timeout=10)
+    assert "returned" in report, report  # the retry built a new one; nothing recursed

@@ -115,7 +115,12 @@ class Aftermath:
                 # the files hold now is no evidence (the process itself is: leaked)
                 facts["unsettled"] = f"{started} process(es) started after the fault still run"
             elif retry is not None and how == "raised":
-                facts["probe"] = probe.retry(end, self.places(), retry(), injected)
+                # run from the profile hook: an error here would surface in the test's code
+                try:
+                    facts["probe"] = probe.retry(end, self.places(), retry(), injected)
+                except Exception as exc:  # recorded: the probe gives no evidence then
+                    facts["probe"] = {"skipped": "failpath could not make the call again: "
+                                                 f"{type(exc).__name__}: {exc}"}
             self.facts = facts
             on_end(facts)
 

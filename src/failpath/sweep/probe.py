@@ -90,7 +90,11 @@ def arguments_of(frame: FrameType) -> tuple[tuple[Any, ...], dict[str, Any]] | N
 
 
 def _is_stream(value: Any) -> bool:
-    return hasattr(value, "read") and hasattr(value, "fileno") and not isinstance(value, type)
+    """A file-like argument. Looked up statically: a project's ``__getattr__`` runs no code
+    of failpath's asking (tinydb's recurses forever on a half-built object)."""
+    static = inspect.getattr_static
+    return static(value, "read", None) is not None and \
+        static(value, "fileno", None) is not None and not isinstance(value, type)
 
 
 def plain(value: Any, depth: int = 0) -> str | None:
