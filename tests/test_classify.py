@@ -116,6 +116,20 @@ def test_a_failed_release_ignored_on_purpose_is_swallowed_not_mishandled() -> No
     assert outcome(status="failed", final=fail(), catch=catch, release=False) == "mishandled"
 
 
+def test_a_test_checking_that_the_file_a_failed_unlink_was_to_delete_is_gone() -> None:
+    # safer: the scratch file's unlink is the injected failure; safer reports it and
+    # re-raises, and the test then finds the scratch file still in the directory.
+    catch = Catch("project", "safer.py", 685, empty=False, exits=False)
+    text = "AssertionError: assert [PosixPath('tmpab12'), PosixPath('one')] == [PosixPath('one')]"
+    assert outcome(status="failed", final=fail(text=text), catch=catch, release=True,
+                   released="/tmp/d/tmpab12") == "swallowed"
+    # another file in the assertion, or a name that only contains it: wrong state
+    assert outcome(status="failed", final=fail(text=text), catch=catch, release=True,
+                   released="/tmp/d/tmpzz99") == "mishandled"
+    assert outcome(status="failed", final=fail(text=text), catch=catch, release=True,
+                   released="/tmp/d/ab12") == "mishandled"
+
+
 def test_a_memory_point_failing_with_memory_error_is_propagated() -> None:
     exc = fail(type="MemoryError", memory_error=True, raised_in="project")
     assert outcome(status="failed", final=exc, point_cls="memory") == "propagated"

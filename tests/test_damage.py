@@ -399,3 +399,34 @@ def test_the_probe_runs_no_code_of_the_half_built_object() -> None:
         _Forwarding("db.json")
     report = probe.retry(_Forwarding.frames[0], damage.Places(), timeout=10)
     assert "returned" in report, report  # the retry built a new one; nothing recursed
+
+
+def test_a_temp_dir_the_test_makes_is_one_dir_under_two_random_names() -> None:
+    # safer's tests make TemporaryDirectory()s: another random name in the clean twin
+    mine = "/tmp/tmpAAA-1"
+    places = {"written": [mine, f"{mine}/one", f"{mine}/two"], "owned": []}
+    faulted = {"how": "raised", "places": places, "made_before": [f"{mine}/one"],
+               "made_after": [], "before": {f"{mine}/two": OLD},
+               "listing": {mine: "dir", f"{mine}/one": HALF, f"{mine}/two": HALF}}
+    theirs = "/tmp/tmpBBB-1"
+    clean = {"how": "returned", "value": None, "places": {"written": [], "owned": []},
+             "before": {f"{theirs}/two": OLD},
+             "listing": {theirs: "dir", f"{theirs}/one": HALF, f"{theirs}/two": NEW}}
+    orphans, torn, _ = aftermath.findings(dict(faulted, made_before=[f"{mine}/one",
+                                                                     f"{mine}/two"]),
+                                          clean, None)
+    assert orphans == ()  # "one" is in both runs' dir
+    assert torn == (f"torn: {mine}/two is 4 bytes, neither what it held before (10 bytes) "
+                    "nor the clean run's (12 bytes)",)
+    # a dir only the faulted run has, with nothing to pair it with, is still compared as is
+    alone = dict(clean, listing={"/tmp/other": "dir"}, before={})
+    assert aftermath.findings(faulted, alone, None)[0] == (f"file left: {mine}/one (4 bytes)",)
+
+
+def test_the_retry_making_its_scratch_file_under_another_random_name_is_no_difference(
+        ) -> None:
+    clean_files = {"/d/one": NEW, "/d/tmpAAAA": OLD}
+    report = {"returned": None, "files": {"/d/one": NEW, "/d/tmpBBBB": OLD}}
+    assert probe.verdict(report, None, clean_files) is None
+    torn = {"returned": None, "files": {"/d/one": NEW, "/d/tmpBBBB": HALF}}
+    assert "tmp" in (probe.verdict(torn, None, clean_files) or "")

@@ -195,10 +195,12 @@ def findings(faulted: Facts | None, clean: Facts | None, released: str | None
     if faulted["how"] == "test-ended" or clean["how"] == "test-ended":
         if faulted["how"] != clean["how"]:
             return (), (), None  # not the same moment: nothing to compare
-    clean_here = damage.restrict(clean["listing"], places)
-    twins = damage.same_existing(faulted["listing"], clean["listing"],
-                                 faulted.get("before", {}), clean.get("before", {}))
-    clean_here.update({mine: clean["listing"][theirs] for mine, theirs in twins.items()})
+    clean_listing, clean_before = damage.as_faulted_names(
+        faulted["listing"], clean["listing"], clean.get("before", {}))
+    clean_here = damage.restrict(clean_listing, places)
+    twins = damage.same_existing(faulted["listing"], clean_listing,
+                                 faulted.get("before", {}), clean_before)
+    clean_here.update({mine: clean_listing[theirs] for mine, theirs in twins.items()})
     found = damage.judge(faulted["listing"], clean_here, faulted.get("before", {}),
                          released, places, set(faulted.get("made_before", ())))
     after = set(faulted.get("made_after", ())) - set(faulted.get("made_before", ()))

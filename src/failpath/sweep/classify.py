@@ -8,6 +8,8 @@ example; tests/test_classify.py tests each one alone.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 
 from failpath.sweep.records import Evidence, ExcFacts, MemoryFacts, UnitResult, first
@@ -119,11 +121,19 @@ def _reported(ev: Evidence, final: ExcFacts) -> Verdict | None:
     return None
 
 
+def _names(text: str, name: str) -> bool:
+    """``name`` appears in ``text`` as a whole path component or word."""
+    return bool(name) and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
+
+
 def _wrong_state(ev: Evidence, final: ExcFacts) -> Verdict:
     catch = ev.catch
     if catch is not None and catch.where == "project" and catch.empty and ev.release:
         return "swallowed", (f"a failed release, ignored on purpose at {catch.file}:"
                              f"{catch.line}, left what the test checks for")
+    if ev.released and _names(final.text, os.path.basename(ev.released)):
+        return "swallowed", (f"the test checks that {os.path.basename(ev.released)} is gone, "
+                             "and deleting it was the injected failure")
     if final.via_context:
         return "mishandled", f"{final.type} raised while handling the injected error"
     where = f" at {catch.file}:{catch.line}" if catch is not None and catch.file else ""

@@ -221,17 +221,59 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
 def _renamed(faulted: dict[str, str], clean: dict[str, str]) -> set[str]:
     """Faulted-only files with a clean-only twin of the same content in the same
     directory: the same file under another random name (``mkstemp``), not an orphan."""
-    spare: dict[tuple[str, str], int] = {}
-    for key, d in clean.items():
-        if key not in faulted:
-            spare[(os.path.dirname(key), d)] = spare.get((os.path.dirname(key), d), 0) + 1
-    out = set()
+    return set(renamed_pairs(faulted, clean))
+
+
+def renamed_pairs(faulted: dict[str, str], clean: dict[str, str]) -> dict[str, str]:
+    """Each faulted-only file paired with a clean-only twin of the same content in the
+    same directory (directories and special files are never paired)."""
+    spare: dict[tuple[str, str], list[str]] = {}
+    for key, d in sorted(clean.items()):
+        if key not in faulted and d not in ("dir", "special"):
+            spare.setdefault((os.path.dirname(key), d), []).append(key)
+    out: dict[str, str] = {}
     for key, d in sorted(faulted.items()):
-        slot = (os.path.dirname(key), d)
-        if key not in clean and spare.get(slot):
-            spare[slot] -= 1
-            out.add(key)
+        slot = spare.get((os.path.dirname(key), d))
+        if key not in clean and slot:
+            out[key] = slot.pop(0)
     return out
+
+
+def as_faulted_names(faulted: dict[str, str], clean: dict[str, str],
+                     clean_before: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The clean run's listing and ``before`` with its randomly named directories renamed
+    to the faulted run's.
+
+    A test that makes its own temp directory (``TemporaryDirectory()``, ``mkdtemp``) gets
+    another random name in a clean twin. In each parent, the directories only the faulted
+    run has are paired, in order, with those only the clean run has, when there are as
+    many of each; a directory only one run has stays as it is (an orphaned directory is
+    still seen).
+    """
+    def only(a: dict[str, str], b: dict[str, str]) -> dict[str, list[str]]:
+        by_parent: dict[str, list[str]] = {}
+        for key in sorted(a):
+            if a[key] == "dir" and key not in b and not any(
+                    key.startswith(p + "/") for ps in by_parent.values() for p in ps):
+                by_parent.setdefault(os.path.dirname(key), []).append(key)
+        return by_parent
+
+    mine, theirs = only(faulted, clean), only(clean, faulted)
+    rename: dict[str, str] = {}
+    for parent, dirs in theirs.items():
+        if len(mine.get(parent, ())) == len(dirs):
+            rename.update(zip(dirs, mine[parent], strict=True))
+    if not rename:
+        return clean, clean_before
+
+    def renamed(key: str) -> str:
+        for old, new in rename.items():
+            if key == old or key.startswith(old + "/"):
+                return new + key[len(old):]
+        return key
+
+    return ({renamed(k): v for k, v in clean.items()},
+            {renamed(k): v for k, v in clean_before.items()})
 
 
 def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],

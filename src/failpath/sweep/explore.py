@@ -350,7 +350,7 @@ class Agent:
             return None  # a real system could not fail this way here
         self._restart_coverage()
         child.release = hit.tag.cls in RELEASE_CLASSES
-        child.released = hit.filename if child.release else None
+        child.released = _absolute(hit.filename) if child.release else None
         fault = child.action.perform(hit)
         if fault is None:
             return None
@@ -880,6 +880,7 @@ class Agent:
             status=status, final=final, injected=child.injected, scope=self.scope,
             clean_errors=tuple(self.options.clean_errors), fired=child.fired,
             absorbed=child.absorbed, point_cls=child.unit.cls, release=child.release,
+            released=child.released,
             error=child.error, retried=child.retried, spawned=spawned,
             invariant="; ".join(self.invariant_failures) or None, orphans=orphans,
             inapplicable=child.inapplicable,
@@ -978,6 +979,16 @@ def _contradicted(action: str, hit: Hit) -> str | None:
 def _without_facts(result: dict[str, Any]) -> dict[str, Any]:
     """A result as reported: without the facts only the parent needed."""
     return {k: v for k, v in result.items() if k not in ("damage", "evidence", "released")}
+
+
+def _absolute(path: Any) -> str | None:
+    """A released path as the listings name it (a relative ``unlink`` is from the cwd)."""
+    if path is None:
+        return None
+    try:
+        return os.path.abspath(os.fsdecode(path))
+    except TypeError:  # a file descriptor (unlink at dir_fd): no path to name
+        return None
 
 
 def _propagating(scope: evidence.Scope) -> BaseException | None:

@@ -242,6 +242,9 @@ def verdict(probe: dict[str, Any] | None, clean_value: str | None,
     if clean_files is not None:
         files = {k: v for k, v in (probe.get("files") or {}).items()
                  if k not in (ignore or set())}
+        # the same file under another random name (mkstemp in each run) is no difference
+        for mine, theirs in damage.renamed_pairs(files, clean_files).items():
+            files[theirs] = files.pop(mine)
         changed = sorted(k for k in set(files) | set(clean_files)
                          if "dir" not in (files.get(k), clean_files.get(k))
                          and ((k in files) != (k in clean_files)

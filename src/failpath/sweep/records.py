@@ -173,6 +173,7 @@ class Evidence:
     exit: str | None = None
     point_cls: str = "generic"
     release: bool = False  # the failed operation releases something (close, unlink, rmdir)
+    released: str | None = None  # the path that failed release was to delete
     injected: str | None = None  # describe() of the injected error or fault
     final: ExcFacts | None = None
     catch: Catch | None = None

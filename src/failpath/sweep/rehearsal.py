@@ -62,7 +62,9 @@ class Rehearsal:
         self.twin = self._twin(frame)
         if self.twin_fd is not None:
             return None  # this is the twin: it goes on unfailed, to the call's end
-        self.released = hit.filename if hit.tag.cls in ("io:unlink", "io:rmdir") else None
+        self.released = (os.path.abspath(os.fsdecode(hit.filename))
+                         if isinstance(hit.filename, (str, bytes))
+                         and hit.tag.cls in ("io:unlink", "io:rmdir") else None)
         self.aftermath.mark_fault()
         self.aftermath.watch_from(frame, lambda facts: None,
                                   (lambda: 5.0) if self.transient else None,
