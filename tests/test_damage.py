@@ -430,3 +430,10 @@ def test_the_retry_making_its_scratch_file_under_another_random_name_is_no_diffe
     assert probe.verdict(report, None, clean_files) is None
     torn = {"returned": None, "files": {"/d/one": NEW, "/d/tmpBBBB": HALF}}
     assert "tmp" in (probe.verdict(torn, None, clean_files) or "")
+
+
+def test_sqlites_journal_beside_its_database_is_not_an_orphan() -> None:
+    faulted = {"<tmp:t>/test.db": NEW, "<tmp:t>/test.db-journal": HALF,
+               "<tmp:t>/other-journal": HALF}
+    found = damage.judge(faulted, {"<tmp:t>/test.db": NEW}, {}, made=None)
+    assert found.orphans == ("file left: <tmp:t>/other-journal (4 bytes)",)

@@ -208,7 +208,7 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
             continue
         if want is None:
             if key != gone and not _inside(key, gone) and (made is None or key in made) \
-                    and key not in paired:
+                    and key not in paired and not _sqlite_sidecar(key, faulted):
                 orphans.append(f"file left: {key} ({_size(got)})")
         elif size_of(got) != size_of(want) and want not in ("dir", "special") \
                 and before.get(key, "missing") not in ("missing", got) \
@@ -294,6 +294,16 @@ def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[s
         if key not in clean and prior != "missing" and slot:
             out[key] = slot.pop(0)
     return out
+
+
+_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def _sqlite_sidecar(key: str, listing: dict[str, str]) -> bool:
+    """SQLite's rollback journal, WAL or shared-memory file beside a database that is
+    still there: the open transaction's, which SQLite itself finishes or rolls back (a
+    failed COMMIT leaves the transaction open, and its journal with it)."""
+    return any(key.endswith(s) and key[:-len(s)] in listing for s in _SIDECARS)
 
 
 def _inside(key: str, parent: str | None) -> bool:
