@@ -225,7 +225,12 @@ class Agent:
         self.child_report: str | None = None
         self.unit_pipe: tuple[int, channel.Reader, int] | None = None  # made before the test
         self.unconfirmed: list[tuple[Unit, dict[str, Any]]] = []
-        self.aftermath = Aftermath(self.scope, lambda: self.tmp_roots(), self._written)
+        self.run_tmp_before: frozenset[str] = frozenset()  # tmp dirs older than this run
+        # this run's own tmp dirs: an earlier run's ``test_x0`` is named like this run's
+        # ``test_x1`` and would shadow it in the listings
+        self.aftermath = Aftermath(
+            self.scope, lambda: [r for r in self.tmp_roots() if r not in self.run_tmp_before],
+            self._written)
         self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
         self.twin_facts: dict[str, Any] | None = None  # the clean twin's, for this child
         self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
@@ -718,6 +723,7 @@ class Agent:
         """Run the item once; status, failure and what it left behind (as a child measures
         it: exceptions released, new threads given a moment, a full collection)."""
         self.invariant_failures = []
+        self.run_tmp_before = frozenset(self.tmp_roots())
         self.aftermath.start_run(tracking=self.phase in ("sweep", "child"))
         with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             self.warns = warns
