@@ -437,3 +437,10 @@ def test_sqlites_journal_beside_its_database_is_not_an_orphan() -> None:
                "<tmp:t>/other-journal": HALF}
     found = damage.judge(faulted, {"<tmp:t>/test.db": NEW}, {}, made=None)
     assert found.orphans == ("file left: <tmp:t>/other-journal (4 bytes)",)
+
+
+def test_a_random_dir_inside_a_random_dir_is_paired_level_by_level() -> None:
+    faulted = {"/tmp/tA": "dir", "/tmp/tA/tB": "dir", "/tmp/tA/tB/bar": NEW}
+    clean = {"/tmp/tC": "dir", "/tmp/tC/tD": "dir", "/tmp/tC/tD/bar": NEW}
+    listing, _ = damage.as_faulted_names(faulted, clean, {})
+    assert listing == faulted

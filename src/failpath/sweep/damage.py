@@ -258,22 +258,24 @@ def as_faulted_names(faulted: dict[str, str], clean: dict[str, str],
                 by_parent.setdefault(os.path.dirname(key), []).append(key)
         return by_parent
 
-    mine, theirs = only(faulted, clean), only(clean, faulted)
-    rename: dict[str, str] = {}
-    for parent, dirs in theirs.items():
-        if len(mine.get(parent, ())) == len(dirs):
-            rename.update(zip(dirs, mine[parent], strict=True))
-    if not rename:
-        return clean, clean_before
+    for _level in range(8):  # a random dir inside a random dir: pair level by level
+        mine, theirs = only(faulted, clean), only(clean, faulted)
+        rename: dict[str, str] = {}
+        for parent, dirs in theirs.items():
+            if len(mine.get(parent, ())) == len(dirs):
+                rename.update(zip(dirs, mine[parent], strict=True))
+        if not rename:
+            break
 
-    def renamed(key: str) -> str:
-        for old, new in rename.items():
-            if key == old or key.startswith(old + "/"):
-                return new + key[len(old):]
-        return key
+        def renamed(key: str, rename: dict[str, str] = rename) -> str:
+            for old, new in rename.items():
+                if key == old or key.startswith(old + "/"):
+                    return new + key[len(old):]
+            return key
 
-    return ({renamed(k): v for k, v in clean.items()},
-            {renamed(k): v for k, v in clean_before.items()})
+        clean = {renamed(k): v for k, v in clean.items()}
+        clean_before = {renamed(k): v for k, v in clean_before.items()}
+    return clean, clean_before
 
 
 def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
