@@ -162,8 +162,9 @@ def test_every_strategy_classifies_the_same_units_the_same_way(
     root = copy_project(tmp_path)
     # One unit per site, and two agents, keep the slow strategies affordable; every class
     # is still there.
+    # A fresh interpreter per unit: a 1 s unit timeout is too tight on a loaded machine.
     code, result, output = sweep(root, *FAST, "--per-site", "1", "--strategy", strategy,
-                                 "--jobs", "2", timeout=600)
+                                 "--jobs", "2", "--timeout", "3", timeout=600)
     assert result, output
     check_expected(result)
     # The reference swept both modes; a transient sweep adds persistent units only where
