@@ -12,9 +12,9 @@ continues. :func:`verdict` compares the retry with the clean run's call:
   fail-stop design, as file systems shut down) reports the failure instead;
 * it returned another value (for values that are plain data): a re-read after the failure
   sees other data (a ``pop`` whose read failed had already deleted the item);
-* it left other files than the clean call did (one more or one fewer, or another size):
-  the failed attempt had effects after all (a ``put`` that raised was still counted, and
-  the retry stored it twice).
+* a file the clean call left is missing or shorter after the retry: the failed attempt
+  lost data the retry could not bring back. (A file the retry made longer is not counted:
+  an append or a log made twice says nothing about a call that is not idempotent.)
 
 A failed constructor is retried as its caller would: a new instance, with the same
 arguments (the half-built one is out of reach).
@@ -245,12 +245,15 @@ def verdict(probe: dict[str, Any] | None, clean_value: str | None,
         # the same file under another random name (mkstemp in each run) is no difference
         for mine, theirs in damage.renamed_pairs(files, clean_files).items():
             files[theirs] = files.pop(mine)
-        changed = sorted(k for k in set(files) | set(clean_files)
-                         if "dir" not in (files.get(k), clean_files.get(k))
-                         and ((k in files) != (k in clean_files)
-                              or damage.size_of(files.get(k))
-                              != damage.size_of(clean_files.get(k))))
+        # Data lost: a file the clean call left is missing or shorter after the retry. A
+        # file the retry made longer (an append or a log written twice, buffered data of
+        # the failed attempt flushed later) is not counted: a call that is not idempotent
+        # cannot be judged by making it twice.
+        changed = sorted(k for k, want in clean_files.items()
+                         if want not in ("dir", "special") and (
+                             k not in files or (damage.size_of(files[k]) or 0)
+                             < (damage.size_of(want) or 0)))
         if changed:
-            return (f"after retrying the failed call, {changed[0]} is not what the clean run "
-                    f"left ({len(changed)} file(s) differ): the failed attempt had effects")
+            return (f"after retrying the failed call, {changed[0]} holds less than the clean "
+                    f"run left ({len(changed)} file(s)): the failed attempt lost data")
     return None
