@@ -252,10 +252,17 @@ def as_faulted_names(faulted: dict[str, str], clean: dict[str, str],
     """
     def only(a: dict[str, str], b: dict[str, str]) -> dict[str, list[str]]:
         by_parent: dict[str, list[str]] = {}
+        taken: set[str] = set()
         for key in sorted(a):
-            if a[key] == "dir" and key not in b and not any(
-                    key.startswith(p + "/") for ps in by_parent.values() for p in ps):
-                by_parent.setdefault(os.path.dirname(key), []).append(key)
+            if a[key] != "dir" or key in b:
+                continue
+            parent = os.path.dirname(key)
+            while parent not in taken and os.path.dirname(parent) != parent:
+                parent = os.path.dirname(parent)
+            if parent in taken:
+                continue  # inside a dir paired already: renamed with it
+            taken.add(key)
+            by_parent.setdefault(os.path.dirname(key), []).append(key)
         return by_parent
 
     for _level in range(8):  # a random dir inside a random dir: pair level by level
@@ -306,6 +313,14 @@ def _sqlite_sidecar(key: str, listing: dict[str, str]) -> bool:
     still there: the open transaction's, which SQLite itself finishes or rolls back (a
     failed COMMIT leaves the transaction open, and its journal with it)."""
     return any(key.endswith(s) and key[:-len(s)] in listing for s in _SIDECARS)
+
+
+def released_path(path: object) -> str | None:
+    """The path a failed release was to delete, as the listings name it (a relative
+    ``unlink`` is from the cwd); None for a file descriptor or no path."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return None
+    return os.path.abspath(os.fsdecode(path))
 
 
 def _inside(key: str, parent: str | None) -> bool:

@@ -8,6 +8,7 @@ those alone.
 from __future__ import annotations
 
 import ast
+import dis
 import errno
 import linecache
 import traceback
@@ -94,9 +95,14 @@ _TRY: tuple[type[ast.AST], ...] = tuple(
 def handling_block(frame: FrameType | None) -> tuple[FrameType, bool] | None:
     """The innermost frame, from ``frame`` up, that is running an ``except`` or ``finally``
     block, and whether the exception it handles goes on after the block (see
-    :func:`block_at`). None when no frame on the stack is in such a block.
+    :func:`block_at`). A frame handing the exception to an ``__exit__`` counts as a block
+    that ends it: replacing the body's error there is how ``with`` works. None when no
+    frame on the stack is in such a block.
     """
     while frame is not None:
+        if frame.f_lasti >= 0 and dis.opname[frame.f_code.co_code[frame.f_lasti]] in (
+                "WITH_EXCEPT_START", "WITH_CLEANUP_START"):
+            return frame, False
         goes_on = block_at(frame)
         if goes_on is not None:
             return frame, goes_on

@@ -11,7 +11,6 @@ pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
 from __future__ import annotations
 
 import asyncio
-import dis
 import gc
 import hashlib
 import signal
@@ -27,7 +26,7 @@ from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit, make_error, mark
 from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
-from failpath.sweep import channel, children, evidence, isolation, lifeline, oracles
+from failpath.sweep import channel, children, damage, evidence, isolation, lifeline, oracles
 from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
 from failpath.sweep.evidence import describe
@@ -355,7 +354,7 @@ class Agent:
             return None  # a real system could not fail this way here
         self._restart_coverage()
         child.release = hit.tag.cls in RELEASE_CLASSES
-        child.released = _absolute(hit.filename) if child.release else None
+        child.released = damage.released_path(hit.filename) if child.release else None
         fault = child.action.perform(hit)
         if fault is None:
             return None
@@ -987,16 +986,6 @@ def _without_facts(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in ("damage", "evidence", "released")}
 
 
-def _absolute(path: Any) -> str | None:
-    """A released path as the listings name it (a relative ``unlink`` is from the cwd)."""
-    if path is None:
-        return None
-    try:
-        return os.path.abspath(os.fsdecode(path))
-    except TypeError:  # a file descriptor (unlink at dir_fd): no path to name
-        return None
-
-
 def _propagating(scope: evidence.Scope) -> BaseException | None:
     """The exception propagating at a hit, if the hit is in the project's cleanup code.
 
@@ -1014,16 +1003,11 @@ def _propagating(scope: evidence.Scope) -> BaseException | None:
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and scope.kind(frame.f_code.co_filename) == "failpath":
         frame = frame.f_back  # from the point's own caller (pathlib's stat, say) up
-    while frame is not None:
-        if frame.f_lasti >= 0 and dis.opname[frame.f_code.co_code[frame.f_lasti]] in (
-                "WITH_EXCEPT_START", "WITH_CLEANUP_START"):
-            return None  # the error is being handed to an __exit__, anywhere above
-        goes_on = evidence.block_at(frame)
-        if goes_on is not None:
-            if not goes_on or scope.kind(frame.f_code.co_filename) != "project":
-                return None
-            return current
-        frame = frame.f_back
+    block = evidence.handling_block(frame)
+    if block is not None:
+        handler, goes_on = block
+        if not goes_on or scope.kind(handler.f_code.co_filename) != "project":
+            return None
     return current
 
 

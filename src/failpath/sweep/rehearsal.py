@@ -16,7 +16,7 @@ from typing import Any
 
 from failpath.points import Fault, Hit
 from failpath.stdlib._real import os
-from failpath.sweep import channel, isolation, lifeline
+from failpath.sweep import channel, damage, isolation, lifeline
 from failpath.sweep.aftermath import Aftermath, Facts, findings
 from failpath.sweep.evidence import Scope
 
@@ -62,9 +62,8 @@ class Rehearsal:
         self.twin = self._twin(frame)
         if self.twin_fd is not None:
             return None  # this is the twin: it goes on unfailed, to the call's end
-        self.released = (os.path.abspath(os.fsdecode(hit.filename))
-                         if isinstance(hit.filename, (str, bytes))
-                         and hit.tag.cls in ("io:unlink", "io:rmdir") else None)
+        self.released = damage.released_path(hit.filename) \
+            if hit.tag.cls in ("io:unlink", "io:rmdir") else None
         self.aftermath.mark_fault()
         self.aftermath.watch_from(frame, lambda facts: None,
                                   (lambda: 5.0) if self.transient else None,
