@@ -128,8 +128,8 @@ def test_with_every_point_failing_the_machinery_still_works(everything_fails: ob
     _real.os.makedirs(tree / "sub")
     (_real.open(tree / "sub" / "f", "w")).close()
     snap = isolation.take([str(tree)])
-    _real.os.unlink(tree / "sub" / "f")
-    assert isolation.restore(snap) == []
+    _real.os.unlink(tree / "sub" / "f")  # as a child's recorded unlink
+    assert isolation.restore(snap, created=[str(tree / "sub" / "f")]) == []
     isolation.discard(snap)
     assert _real.os.path.exists(tree / "sub" / "f")
     journal = Journal(str(tmp_path / "j.sqlite"))
@@ -182,4 +182,50 @@ def test_in_the_tests_own_dir_every_new_entry_goes_but_not_a_fifo(tmp_path: Path
     assert not (own / "new").exists()
     assert stat.S_ISFIFO(os.lstat(own / "new-fifo").st_mode)
     assert problems == [f"left in place: {own / 'new-fifo'}"]
+    isolation.discard(snap)
+
+
+def test_a_symlink_root_is_saved_as_a_link_never_walked_into(tmp_path: Path) -> None:
+    # pytest's pytest-of-USER/pytest-current points at whichever session made it last:
+    # another process's files are behind it, and they are that process's to change.
+    other = tmp_path / "another-session"
+    other.mkdir()
+    (other / "data").write_text("v1")
+    current = tmp_path / "current"
+    current.symlink_to(other)
+    snap = isolation.take([str(current)])
+    assert list(snap.entries) == [str(current)]
+    assert snap.entries[str(current)].kind == "link"
+    (other / "data").unlink()  # the other session's own work, meanwhile
+    (other / "new").write_text("n")
+    assert isolation.restore(snap) == []
+    assert not (other / "data").exists()
+    assert (other / "new").exists()
+    assert current.resolve() == other
+    isolation.discard(snap)
+
+
+def test_inside_a_directory_the_test_made_only_its_own_writes_are_put_back(
+        tmp_path: Path) -> None:
+    # The test made a shared directory (pytest-of-USER, a cache dir); other processes then
+    # work inside it. Their changes are theirs: reported, never reverted.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "mine").write_text("m")
+    (shared / "written-by-the-child").write_text("w")
+    (shared / "theirs").write_text("t")
+    (shared / "theirs-deleted").write_text("d")
+    snap = isolation.take([str(shared), str(shared / "mine")])
+    (shared / "mine").write_text("changed through an inherited fd")
+    (shared / "written-by-the-child").write_text("changed")
+    (shared / "theirs").write_text("their new content")
+    (shared / "theirs-deleted").unlink()
+    problems = isolation.restore(snap, created=[str(shared / "written-by-the-child")])
+    assert (shared / "mine").read_text() == "m"
+    assert (shared / "written-by-the-child").read_text() == "w"
+    assert (shared / "theirs").read_text() == "their new content"
+    assert not (shared / "theirs-deleted").exists()
+    assert sorted(problems) == [
+        f"changed by a write nobody recorded, left as it is: {shared / n}"
+        for n in ("theirs", "theirs-deleted")]
     isolation.discard(snap)

@@ -114,3 +114,41 @@ def test_records_links_metadata_changes_trees_and_copies(tmp_path: Path) -> None
         os.close(fd)
     expected = {"hard", "soft", "m1", "m2", "m3", "m4", "c2", "c3", "c4", "tree"}
     assert {str(tmp_path / e) for e in expected} == set(recorder.paths)
+
+
+def test_a_call_that_fails_by_itself_wrote_nothing(tmp_path: Path) -> None:
+    # Another process won the race for the name: the O_EXCL open, the mkdir and the open
+    # for writing all fail, and the path stays that process's, not one of this one's writes.
+    (tmp_path / "theirs").write_text("t")
+    (tmp_path / "theirs-dir").mkdir()
+    (tmp_path / "mine").write_text("m")
+    recorder.start()
+    try:
+        with pytest.raises(FileExistsError):
+            os.open(tmp_path / "theirs", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with pytest.raises(FileNotFoundError):
+            open(tmp_path / "missing-dir" / "f", "w")
+        with pytest.raises(FileNotFoundError):
+            os.unlink(tmp_path / "never-there")
+        (tmp_path / "mine").write_text("again")  # recorded: its open succeeded
+        with pytest.raises(FileExistsError):  # still recorded: it was written before
+            os.open(tmp_path / "mine", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    finally:
+        recorder.stop()
+    assert recorder.paths == {str(tmp_path / "mine")}
+
+
+def test_a_failed_mkdir_that_lost_a_race_is_not_recorded(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from failpath.stdlib import osops
+
+    target = tmp_path / "pytest-2"
+    real_exists = osops._lexists
+    # the name was free when looked at, and taken by the time mkdir ran
+    monkeypatch.setattr(osops, "_lexists", lambda p: False if str(p) == str(target)
+                        else real_exists(p))
+    target.mkdir()
+    with recorder, pytest.raises(FileExistsError):
+        os.mkdir(target)
+    assert recorder.paths == frozenset()

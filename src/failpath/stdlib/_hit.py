@@ -162,17 +162,27 @@ def nested(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def call(fault: Fault | None, fn: Callable[..., Any], *args: Any,
-         undo: Callable[[Any], Any] | None = None) -> Any:
+         undo: Callable[[Any], Any] | None = None, recorded: str | None = None) -> Any:
     """Apply ``fault`` (not ``short``) to the real call ``fn(*args)``.
 
     None: run it. ``return``: return the fault's value instead. ``raise``: raise instead.
     ``raise_after``: run it, release what it created (``undo``), then raise.
+    ``recorded``: the path the recorder took first for this call (one system call); a
+    real call that fails wrote nothing, so the recorder forgets it.
 
     Raises:
         BaseException: the injected error.
     """
     if fault is None:
-        return nested(fn, *args)
+        if recorded is None:
+            return nested(fn, *args)
+        try:
+            return nested(fn, *args)
+        except OSError:
+            from failpath.stdlib.recorder import recorder
+
+            recorder.forget(recorded)
+            raise
     if fault.kind == "return":
         return fault.value
     if fault.kind == "raise_after":

@@ -293,13 +293,12 @@ def _open_error(file: Any, rawmode: str) -> defaults.OSErrorShape:
 
 
 def _open_slow(build: Callable[[], Any], file: Any, rawmode: str) -> Any:
-    if rawmode != "r" and recorder.active:
-        recorder.add(file)
+    fresh = recorder.add(file) if rawmode != "r" and recorder.active else None
     if _hit.foreign():  # pytest's capture file, a log handler's stream: never a point
         return devices.disown(_hit.nested(build))
     fault = _hit.fault_at("open", "io:open", _open_error(file, rawmode),
                           _hit.error_filename(file))
-    return _hit.call(fault, build, undo=_close_file)
+    return _hit.call(fault, build, undo=_close_file, recorded=fresh)
 
 
 @functools.wraps(_real.real_open)

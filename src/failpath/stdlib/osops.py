@@ -65,6 +65,7 @@ def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
         if _real.bypassed():
             return real(*args, **kwargs)
         target = args[0] if args else next(iter(kwargs.values()), None)
+        fresh = None
         if record and recorder.active:
             written = target
             if recorded is not None:
@@ -73,10 +74,10 @@ def wrap(real: Callable[..., Any], name: str, cls: str, error: ErrorFactory,
             if isinstance(written, int):
                 recorder.add_fd(written)
             else:
-                recorder.add(written, kwargs.get("dir_fd"))
+                fresh = recorder.add(written, kwargs.get("dir_fd"))
         filename = _hit.error_filename(target, fd_name) if path else None
         fault = _hit.fault_at(name, cls, error, filename)
-        return _hit.call(fault, functools.partial(real, *args, **kwargs))
+        return _hit.call(fault, functools.partial(real, *args, **kwargs), recorded=fresh)
 
     @functools.wraps(real)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -93,12 +94,11 @@ def _close_fd(fd: int) -> None:
 
 
 def _open_slow(path: Any, flags: int, mode: int, dir_fd: int | None) -> int:
-    if flags & _WRITE_FLAGS and recorder.active:
-        recorder.add(path, dir_fd)
+    fresh = recorder.add(path, dir_fd) if flags & _WRITE_FLAGS and recorder.active else None
     fault = _hit.fault_at("os.open", "io:open", defaults.open_emfile(flags),
                           _hit.error_filename(path))
     call = functools.partial(_real.real_os_open, path, flags, mode, dir_fd=dir_fd)
-    return int(_hit.call(fault, call, undo=_close_fd))
+    return int(_hit.call(fault, call, undo=_close_fd, recorded=fresh))
 
 
 @functools.wraps(_real.real_os_open)

@@ -93,7 +93,8 @@ class Recorder:
             self._paths.clear()
             return paths
 
-    def add(self, path: Any, dir_fd: int | None = None, *, nested: bool = False) -> None:
+    def add(self, path: Any, dir_fd: int | None = None, *, nested: bool = False
+            ) -> str | None:
         """Record ``path`` (str, bytes or PathLike; file descriptors are ignored).
 
         Args:
@@ -102,23 +103,39 @@ class Recorder:
             nested: the caller is an instrumented call recording what it made itself
                 while bypassing (the undo of ``raise_after``); otherwise nothing is
                 recorded while this thread bypasses instrumentation.
+
+        Returns:
+            The absolute path when this call recorded it first (see :meth:`forget`).
         """
         if isinstance(path, int) or not self.active or (_real.bypassed() and not nested):
-            return  # failpath's own I/O, or the calls an instrumented call makes itself
+            return None  # failpath's own I/O, or the calls an instrumented call makes itself
         try:
             text = os.fsdecode(os.fspath(path))
         except TypeError:
-            return  # not a path: the real call rejects it with its own error
+            return None  # not a path: the real call rejects it with its own error
         if dir_fd is not None and not os.path.isabs(text):
             base = self._dir_of(dir_fd)
             if base is None:
-                return
+                return None
             text = os.path.join(base, text)
         full = os.path.abspath(text)
         with self._lock:
+            fresh = full not in self._paths
             self._paths.add(full)
         if self.on_write is not None:
             self.on_write(full)  # before the write happens: the sweep notes what was there
+        return full if fresh else None
+
+    def forget(self, full: str | None) -> None:
+        """Unrecord a path :meth:`add` recorded first, when its call failed by itself.
+
+        One system call that fails changed nothing. Recording a ``mkdir`` that lost a race
+        (``EEXIST``) would make another process's new directory this one's write, and a
+        snapshot of it would later put back files that process deleted.
+        """
+        if full is not None:
+            with self._lock:
+                self._paths.discard(full)
 
     def add_fd(self, fd: int) -> None:
         """Record the file open as ``fd`` (a metadata change through a descriptor opened

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from failpath.stdlib._real import os, select
@@ -45,6 +46,22 @@ class Reader:
         """Messages that arrive within ``timeout`` seconds ([] on timeout)."""
         ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
         return self.pump() if ready else []
+
+    def first(self, timeout: float) -> dict[str, Any] | None:
+        """The first complete message within ``timeout`` seconds; None at EOF or timeout.
+
+        A message longer than a pipe's atomic write can arrive in pieces: a read that
+        finds part of one is no answer, so this waits on until the line is complete.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            got = self.wait(left)
+            if got:
+                return got[0]
+        return None
 
     def close(self) -> None:
         """Close the fd."""

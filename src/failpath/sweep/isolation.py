@@ -13,6 +13,11 @@ can put back exactly.
 * **Removed**: only what the child made. In the test's own directories (``owned``: the
   test's tmp dirs, which no other process shares) every new entry; elsewhere only the
   paths the child's own recorded writes created.
+* **Restored**: only what this process's writes can have changed: the paths the test
+  wrote (the roots as given, not what lies inside a directory root), everything in the
+  test's own directories, and what the child's recorded writes touched. Other entries
+  under a directory root (the test made ``/tmp/pytest-of-root``, and other sessions work
+  inside it) are another process's: a change there is reported, never reverted.
 * **Not exact**: whatever cannot be put back exactly (a new path nobody recorded, a file
   too large to copy, a limit reached, a file replaced by a device) is reported by
   :func:`restore`; the caller then stops trusting the test's continuation. It never guesses.
@@ -72,6 +77,8 @@ class Snapshot:
     Attributes:
         roots: the written paths (files or directories) whose state is kept.
         owned: the test's own directories among them (new entries there are the test's).
+        written: the paths given as written (before nested ones were folded into the
+            directory roots holding them): restored whoever changed them.
         store: where links and copies are kept.
         entries: path -> saved state.
         offsets: fd -> offset of every fd open on a regular file.
@@ -85,6 +92,7 @@ class Snapshot:
     offsets: dict[int, int] = field(default_factory=dict)
     partial: list[str] = field(default_factory=list)
     copied: int = 0
+    written: frozenset[str] = frozenset()
 
     def covers(self, path: str) -> bool:
         """True when ``path`` lies inside one of the snapshot's roots."""
@@ -100,7 +108,12 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def _walk(root: str) -> list[str]:
+    """``root`` and what is under it. A symlink is an entry, never a way in: what it
+    points to is another tree (pytest's ``pytest-current`` points into whichever session
+    of the user's made it last), and only its own roots are the snapshot's."""
     out = [root]
+    if os.path.islink(root):
+        return out
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in _IGNORED]
         out += [os.path.join(dirpath, d) for d in dirnames]
@@ -124,11 +137,11 @@ def take(roots: Iterable[str], owned: Iterable[str] = (),
     Protected paths are dropped from the roots. ``owned`` are the test's own directories.
     """
     owned_roots = _outermost(os.path.abspath(r) for r in owned if not protected(r))
-    all_roots = _outermost([*(os.path.abspath(r) for r in roots if not protected(r)),
-                            *owned_roots])
+    written = frozenset(os.path.abspath(r) for r in roots if not protected(r))
+    all_roots = _outermost([*written, *owned_roots])
     with bypass():
         store = tempfile.mkdtemp(prefix="failpath-snap-", dir=store_parent)
-    snap = Snapshot(all_roots, owned_roots, store, offsets=file_offsets())
+    snap = Snapshot(all_roots, owned_roots, store, offsets=file_offsets(), written=written)
     for root in all_roots:
         if os.path.lexists(root) and not _save_tree(snap, root):
             break
@@ -239,19 +252,56 @@ def restore(snap: Snapshot, created: Iterable[str] = ()) -> list[str]:
     Args:
         snap: the snapshot.
         created: the paths the child's recorded writes touched; those inside a root that
-            did not exist at the snapshot are removed. Inside the test's own directories
-            every new entry is removed.
+            did not exist at the snapshot are removed, and those that existed (with what
+            lies below them) are put back. Inside the test's own directories every new
+            entry is removed and every entry put back.
 
     Raises:
         OSError: a restore step failed (the caller treats the restore as not exact).
     """
+    created = list(created)
     inexact = list(snap.partial)
     inexact += _remove_new(snap, created)
+    touched = {os.path.abspath(p) for p in created}
     for path, entry in sorted(snap.entries.items()):
-        problem = _restore_one(path, entry)
+        if path in snap.written or snap.owns(path) or _in_or_below(path, touched):
+            problem = _restore_one(path, entry)
+        elif not _unchanged(path, entry):
+            problem = f"changed by a write nobody recorded, left as it is: {path}"
+        else:
+            problem = None
         if problem:
             inexact.append(problem)
     return inexact
+
+
+def _in_or_below(path: str, paths: set[str]) -> bool:
+    """True when ``path`` or one of its ancestors is in ``paths`` (a tree removed or
+    renamed by one recorded call takes what was inside it)."""
+    while True:
+        if path in paths:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
+def _unchanged(path: str, entry: _Entry) -> bool:
+    """True when ``path`` is as the snapshot saw it (by its metadata)."""
+    if entry.kind == "special":
+        return True
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if entry.kind == "dir":
+        return _stat.S_ISDIR(st.st_mode) and _stat.S_IMODE(st.st_mode) == entry.mode
+    if entry.kind == "link":
+        return _stat.S_ISLNK(st.st_mode) and os.readlink(path) == entry.target
+    return (_stat.S_ISREG(st.st_mode) and st.st_ino == entry.inode
+            and st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns
+            and _stat.S_IMODE(st.st_mode) == entry.mode)
 
 
 def _remove_new(snap: Snapshot, created: Iterable[str]) -> list[str]:

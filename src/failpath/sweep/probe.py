@@ -30,7 +30,6 @@ import gc
 import inspect
 import re
 import signal
-import time
 import types
 from collections.abc import Callable
 from types import FrameType
@@ -190,11 +189,8 @@ def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]
 
 
 def _wait(pid: int, reader: channel.Reader, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    got: list[dict[str, Any]] = []
     try:
-        while not got and not reader.eof and time.monotonic() < deadline:
-            got = reader.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        got = reader.first(timeout)
     finally:
         reader.close()
         try:
@@ -202,10 +198,9 @@ def _wait(pid: int, reader: channel.Reader, timeout: float) -> dict[str, Any]:
         except ProcessLookupError:
             pass  # it exited already
         os.waitpid(pid, 0)
-    if got:
-        return got[0]
-    return {"hung": timeout} if time.monotonic() >= deadline else \
-        {"skipped": "the retry died without a word"}
+    if got is not None:
+        return got
+    return {"skipped": "the retry died without a word"} if reader.eof else {"hung": timeout}
 
 
 #: A retry that did not end within this long is stuck; a shorter wait (a unit timeout of

@@ -39,6 +39,7 @@ class Rehearsal:
         self.twin: Facts | None = None
         self.released: str | None = None
         self.twin_fd: int | None = None  # set in the twin: where its facts go
+        self.forked_after: frozenset[str] = frozenset()  # the paths written by the fork
 
     def __repr__(self) -> str:
         return f"<Rehearsal {self.tag} hit {self.nth}: {self.count} seen>"
@@ -71,7 +72,8 @@ class Rehearsal:
         return None  # the arming rule fails it
 
     def _twin(self, frame: Any) -> Facts | None:
-        snap = isolation.take(sorted(self.recorder.paths), owned=self.aftermath.owned())
+        self.forked_after = self.recorder.paths
+        snap = isolation.take(sorted(self.forked_after), owned=self.aftermath.owned())
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -87,22 +89,22 @@ class Rehearsal:
             return None
         os.close(write_fd)
         reader = channel.Reader(read_fd)
-        got: list[dict[str, Any]] = []
+        facts: Facts | None = None
         try:
-            while not got and not reader.eof:
-                got = reader.wait(30.0) or got
-                if not got:
-                    break
+            facts = reader.first(30.0)
         finally:
             reader.close()
             os.waitpid(pid, 0)
-            isolation.restore(snap)
+            # without the twin's word, what it wrote is unknown: only what the test wrote
+            # and its own directories are put back
+            isolation.restore(snap, created=facts.pop("writes", []) if facts else [])
             isolation.discard(snap)
-        return got[0] if got else None
+        return facts
 
     def _send(self, facts: Facts) -> None:
         assert self.twin_fd is not None
-        channel.send(self.twin_fd, facts)
+        writes = self.recorder.paths - self.forked_after  # the twin's own
+        channel.send(self.twin_fd, {**facts, "writes": sorted(writes)})
         os._exit(0)
 
     def end_test(self) -> None:

@@ -145,15 +145,11 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
             os._exit(0)
     os.close(write_fd)
     reader = channel.Reader(read_fd)
-    got: list[dict[str, Any]] = []
-    while not got and not reader.eof:
-        got = reader.wait(10.0) or got
-        if not got and not reader.eof:
-            break
+    got = reader.first(10.0)
     reader.close()
     os.waitpid(pid, 0)
     agent.phase, agent.child = None, None
-    ok = bool(got and got[0].get("ok"))
+    ok = bool(got and got.get("ok"))
     detail = "a forced fault fired in a forked child and was recognised" if ok else \
         "a forced fault did not arrive in the forked child"
     return {"type": "selfcheck", "ok": ok, "detail": detail}
