@@ -14,7 +14,28 @@ from failpath.sweep import aftermath, boundary, damage, probe
 from failpath.sweep.evidence import Scope
 
 PROJECT = '''
-import json, os
+import json, os, sys
+
+class Rewriter:
+    """tinydb's shape: the whole file rewritten in place, calls marking their operations
+    as the agent's hook does."""
+    def __init__(self, path, after):
+        self.path, self.after = path, after
+    def drop(self):
+        self.after.note_hit("io:open", sys._getframe())
+        with open(self.path, "w") as fh:
+            fh.write("{}")
+    def insert(self, fail_at):
+        frame = sys._getframe()
+        self.after.note_hit("io:read", frame)
+        if fail_at == "read":
+            self.after.mark_fault(frame)
+            raise OSError(5, "Input/output error")
+        self.after.note_hit("io:open", frame)
+        with open(self.path, "w") as fh:
+            fh.write('{"_default"')
+        self.after.mark_fault(frame)
+        raise OSError(28, "No space left on device")
 
 class Counter:
     """put() counts before it writes: a failed write is still counted."""
@@ -444,3 +465,23 @@ def test_a_random_dir_inside_a_random_dir_is_paired_level_by_level() -> None:
     clean = {"/tmp/tC": "dir", "/tmp/tC/tD": "dir", "/tmp/tC/tD/bar": NEW}
     listing, _ = damage.as_faulted_names(faulted, clean, {})
     assert listing == faulted
+
+
+def test_a_file_the_failing_call_had_not_changed_is_not_torn(code: Any, tmp_path: Path) -> None:
+    db = tmp_path / "db.json"
+    db.write_text("")  # touched: the content at the run's first write-open
+    after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(db)}))
+    clean = {"how": "raised", "listing": {str(db): "sha1:40:new"}, "value": None,
+             "places": {"written": [str(db)], "owned": []}}
+    for fail_at, torn in (("read", False), ("write", True)):
+        after.start_run(tracking=True)
+        after.before[str(db)] = damage.digest(str(db))
+        store = code.Rewriter(str(db), after)
+        store.drop()  # an earlier call leaves the file complete
+        with pytest.raises(OSError):
+            store.insert(fail_at)
+        found = aftermath.findings(after.snapshot("raised"), clean, None)[1]
+        # failing before it wrote, the call left the file as it found it: complete; after
+        # truncating and writing part of it, the file is torn
+        assert bool(found) == torn, (fail_at, found)
+        db.write_text("")

@@ -195,7 +195,7 @@ def test_sites_finds_every_bug_site_all_finds_on_the_outcomes_project(tmp_path: 
     _, everything, _ = sweep(root, "--timeout", "2", "--select", "all", "--quiet",
                              "--jobs", "2")  # two agents: the exhaustive sweep is long
     html = tmp_path / "r.html"
-    code, sites, output = sweep(root, "--timeout", "2", "--html", str(html))
+    code, sites, output = sweep(root, "--timeout", "2", "--html", str(html), "--jobs", "2")
     assert code == 1, output
     assert bug_sites(everything) and bug_sites(everything) <= bug_sites(sites)
     plan = sites["plan"]

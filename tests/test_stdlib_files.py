@@ -314,3 +314,16 @@ def test_threads_writing_while_armed_smoke(tmp_path: Path) -> None:
             t.join()
     assert errors == []
     assert all(len((tmp_path / f"{n}").read_text().splitlines()) == 50 for n in range(4))
+
+
+def test_closing_a_file_opened_read_only_is_not_a_point(tmp_path: Path) -> None:
+    # close(2) reports only what writing back the file's data met: nothing to write back
+    (tmp_path / "f").write_text("x")
+    with failpath.inject("name file.close") as rule:
+        with open(tmp_path / "f") as f:
+            f.read()
+        with open(tmp_path / "f", "rb", buffering=0) as raw:
+            raw.read()
+    assert rule.fired == 0 and f.closed and raw.closed
+    with failpath.inject("name file.close"), pytest.raises(OSError):
+        open(tmp_path / "f", "r+").close()  # opened for writing: a point

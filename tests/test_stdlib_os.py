@@ -281,3 +281,13 @@ def test_disarmed_os_calls_are_passthrough(fd: int) -> None:
     os.write(fd, b"x")
     os.fsync(fd)
     assert failpath.points("func test_disarmed_os_calls_are_passthrough") == []
+
+
+def test_closing_a_read_only_descriptor_is_not_a_point(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    read_only = os.open(tmp_path / "f", os.O_RDONLY)
+    with failpath.inject("name os.close") as rule:
+        os.close(read_only)
+    assert rule.fired == 0
+    with pytest.raises(OSError):
+        os.fstat(read_only)  # closed for real

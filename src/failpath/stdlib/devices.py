@@ -2,13 +2,15 @@
 
 A write to a character device (``/dev/null`` never fails) or a sync of one is not a point;
 a write to a pipe, FIFO or socket fails with EPIPE, never ENOSPC; reading a pipe or a
-device, or closing one, does not fail at all. Decided by ``fstat`` at the armed hit (the
-real one), cached per file object. A file the test runner, logging or failpath opened
-while armed is :data:`FOREIGN`: none of its operations is a point.
+device, or closing one, does not fail at all, nor does closing a file opened read-only
+(close(2) reports only what writing back the file's data met). Decided by ``fstat`` at
+the armed hit (the real one), cached per file object. A file the test runner, logging or
+failpath opened while armed is :data:`FOREIGN`: none of its operations is a point.
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from typing import Any
 
@@ -42,6 +44,20 @@ def kind(fd: Any) -> str:
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         return PIPE
     return DIRECTORY if stat.S_ISDIR(mode) else FILE
+
+
+def writes_back(fd: int) -> bool:
+    """True when closing ``fd`` can report an error: it was opened for writing.
+
+    close(2) fails only with what writing back the description's data reported (EIO,
+    ENOSPC, EDQUOT on NFS) or with EINTR; a descriptor opened read-only has nothing to
+    write back, so its close does not fail.
+    """
+    try:
+        flags = _real.fcntl.fcntl(fd, _real.fcntl.F_GETFL)
+    except (OSError, ValueError, TypeError, OverflowError):
+        return False  # not open: the real close raises its own error
+    return flags & os.O_ACCMODE != os.O_RDONLY
 
 
 def of_file(f: Any) -> str:

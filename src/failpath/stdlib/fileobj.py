@@ -144,10 +144,11 @@ def _close_slow(f: Any, real: Method) -> Any:
 
 
 def _close_error(f: Any) -> defaults.OSErrorShape | None:
-    """EIO on storage; EPIPE where buffered data may meet a closed reader; else None."""
+    """EIO on storage opened for writing; EPIPE where buffered data may meet a closed
+    reader; else None (closing a read-only file, a device or a read end does not fail)."""
     found = devices.of_file(f)
     if found == devices.FILE:
-        return defaults.EIO
+        return defaults.EIO if devices.writes_back(f.fileno()) else None
     buffered = not isinstance(f, io.RawIOBase)
     if found == devices.PIPE and buffered and f.writable():
         return defaults.EPIPE

@@ -162,8 +162,9 @@ def os_pread(fd: int, n: int, offset: int, /) -> bytes:
 
 
 def _close_slow(fd: int) -> None:
-    if _real.bypassed() or devices.kind(fd) != devices.FILE:
-        return _real.real_os_close(fd)  # closing a pipe, socket, device or directory: no error
+    if _real.bypassed() or devices.kind(fd) != devices.FILE or not devices.writes_back(fd):
+        # closing a pipe, socket, device, directory or read-only file: no error
+        return _real.real_os_close(fd)
     fault = _hit.fault_at("os.close", "io:close", defaults.EIO)
     # close(2) releases the descriptor even when it reports an error: so does an injected one.
     _hit.nested(_real.real_os_close, fd)

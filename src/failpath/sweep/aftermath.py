@@ -18,17 +18,35 @@ Facts travel as JSON: ``{"how": returned|raised|test-ended, "listing": {...}, "p
 
 from __future__ import annotations
 
+import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from types import FrameType
 from typing import Any
 
-from failpath.stdlib._real import bypass
+from failpath.stdlib._real import bypass, os
 from failpath.sweep import boundary, damage, oracles, probe
 from failpath.sweep.evidence import Scope
 
 Facts = dict[str, Any]
 Pending = tuple[Any, dict[str, Any], Callable[[Any, dict[str, Any], Facts], None]]
+
+#: Point classes whose operations never change a file: a project call that has made only
+#: these so far has left every file as it found it.
+LOOKS_ONLY = frozenset({"io:read", "io:stat", "io:listdir", "io:lock", "io:fd", "io:attr",
+                        "net:recv", "net:accept", "net:connect"})
+
+
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _stat_key(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
 class Aftermath:
@@ -47,6 +65,10 @@ class Aftermath:
         self.facts: Facts | None = None  # the child's, once its boundary ended
         self.at_fault: frozenset[str] = frozenset()  # what the run had written by the fault
         self.children_at_fault = 0  # this process's children then
+        # per thread: the project call that last made an operation that can change a file,
+        # and the state of the run's files before that operation
+        self.calls: dict[int, tuple[tuple[int, ...], dict[str, tuple[int, ...] | None]]] = {}
+        self.at_call_start: dict[str, str] = {}  # at the fault: what the failing call began with
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -56,14 +78,58 @@ class Aftermath:
     def start_run(self, tracking: bool) -> None:
         """A test run starts: forget the last one's digests; track writes when asked."""
         self.before, self.facts, self.tracking = {}, None, tracking
-        self.at_fault = frozenset()
+        self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
 
-    def mark_fault(self) -> None:
+    def _call_key(self, frame: FrameType | None) -> tuple[int, ...] | None:
+        """Which project call this is, without holding its frame (that would keep its
+        locals alive). A generator's frame lives as long as the generator; a function's
+        may be reused by the next call, so its caller's frame and position are part of
+        the key too. Two calls from one line in a loop share a key: the later one then
+        compares with the earlier one's start, which only keeps more files suspect."""
+        found = boundary.find(frame, self.scope)
+        if found is None:
+            return None
+        if found.f_code.co_flags & _RESUMABLE:
+            return (id(found), id(found.f_code))
+        caller = found.f_back
+        return (id(found), id(found.f_code), id(caller),
+                caller.f_lasti if caller is not None else -1)
+
+    def note_hit(self, cls: str, frame: FrameType | None) -> None:
+        """Before an armed operation of the run: the first one of a project call that can
+        change a file takes the state (inode, size, times) of the files the run wrote."""
+        if not self.tracking or cls in LOOKS_ONLY:
+            return
+        key = self._call_key(frame)
+        if key is None:
+            return
+        thread = threading.get_ident()
+        last = self.calls.get(thread)
+        if last is None or last[0] != key:
+            with bypass():
+                self.calls[thread] = (key, {p: _stat_key(p) for p in self.written()})
+
+    def mark_fault(self, frame: FrameType | None = None) -> None:
         """The fault fires now: what was written so far is the operation's, what comes
-        later is the failure path's own (an error record is not an orphan)."""
+        later is the failure path's own (an error record is not an orphan).
+
+        With ``frame``, also what the failing call's files held when it began: those it
+        has not changed yet hold it now. A file left that way was never torn by the call.
+        """
         self.at_fault = frozenset(self.written())
         with bypass():
             self.children_at_fault = oracles.child_processes()
+            if frame is None or not self.tracking:
+                return
+            key = self._call_key(frame)
+            last = self.calls.get(threading.get_ident())
+            if key is None:
+                return
+            if last is None or last[0] != key:  # nothing in this call could change a file
+                unchanged = list(self.at_fault)
+            else:  # the same call (or one whose frame it reuses): what it has not changed
+                unchanged = [p for p, st in last[1].items() if _stat_key(p) == st]
+            self.at_call_start = {p: damage.digest(p) for p in unchanged}
 
     def note_write(self, path: str) -> None:
         """The recorder's ``on_write``: what ``path`` holds before it is written (once)."""
@@ -83,7 +149,9 @@ class Aftermath:
         before = {places.key(p): d for p, d in self.before.items()}
         later = sorted(places.key(p) for p in self.written() - self.at_fault)
         return {"how": how, "listing": damage.listing(places), "places": asdict(places),
-                "before": before, "value": probe.plain(value) if how == "returned" else None,
+                "before": before,
+                "call_start": {places.key(p): d for p, d in self.at_call_start.items()},
+                "value": probe.plain(value) if how == "returned" else None,
                 "made_before": sorted(places.key(p) for p in self.at_fault),
                 "made_after": later}
 
@@ -202,7 +270,8 @@ def findings(faulted: Facts | None, clean: Facts | None, released: str | None
                                  faulted.get("before", {}), clean_before)
     clean_here.update({mine: clean_listing[theirs] for mine, theirs in twins.items()})
     found = damage.judge(faulted["listing"], clean_here, faulted.get("before", {}),
-                         released, places, set(faulted.get("made_before", ())))
+                         released, places, set(faulted.get("made_before", ())),
+                         faulted.get("call_start", {}))
     after = set(faulted.get("made_after", ())) - set(faulted.get("made_before", ()))
     # an orphan is already the finding: the retry finding it still there is the same one
     left = {k for k in faulted["listing"] if any(o.startswith(f"file left: {k} (")

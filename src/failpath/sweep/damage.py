@@ -183,7 +183,8 @@ class Findings:
 
 def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
           released: str | None = None, places: Places | None = None,
-          made: set[str] | None = None) -> Findings:
+          made: set[str] | None = None, call_start: dict[str, str] | None = None
+          ) -> Findings:
     """Compare the faulted run's files with the clean run's at the same moment.
 
     Args:
@@ -198,7 +199,11 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
             can be orphans or torn: a file the failure path writes itself (an error
             record) is its report, not what it failed to clean up or finish. None: every
             file counts.
+        call_start: by key, what files held when the failing call began (those it had
+            not changed by the fault). A file still holding that was not torn by the call:
+            an earlier call of the test left it so, complete.
     """
+    call_start = call_start or {}
     gone = places.key(released) if places is not None and released else released
     orphans, torn = [], []
     paired = _renamed(faulted, clean)
@@ -212,7 +217,7 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
                 orphans.append(f"file left: {key} ({_size(got)})")
         elif size_of(got) != size_of(want) and want not in ("dir", "special") \
                 and before.get(key, "missing") not in ("missing", got) \
-                and (made is None or key in made):
+                and call_start.get(key) != got and (made is None or key in made):
             torn.append(f"torn: {key} is {_size(got)}, neither what it held before "
                         f"({_size(before[key])}) nor the clean run's ({_size(want)})")
     return Findings(tuple(orphans), tuple(torn))

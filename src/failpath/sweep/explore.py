@@ -254,6 +254,8 @@ class Agent:
             return None
         key = hit.tag.key
         n = self.counts[key] = self.counts.get(key, 0) + 1
+        if self.phase != "child" or not self.child or not self.child.fired:
+            self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
         if self.phase == "baseline":
             self._count(hit, n)
             return None
@@ -369,7 +371,7 @@ class Agent:
         else:
             child.error = f"{fault.kind}({fault.value!r})"
         child.masking = _propagating(self.scope)
-        self.aftermath.mark_fault()
+        self.aftermath.mark_fault(sys._getframe(1))
         retry = (lambda: min(5.0, self._timeout_for(child.unit) / 2)) \
             if child.unit.mode == "transient" else None
         self.aftermath.watch_from(sys._getframe(1), lambda facts: None, retry, child.injected,

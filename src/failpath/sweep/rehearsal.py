@@ -54,6 +54,8 @@ class Rehearsal:
 
     def hook(self, hit: Hit) -> Fault | None:
         """Before the arming rule fails the target hit: fork the twin, then watch the call."""
+        if self.count < self.nth:
+            self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
         if hit.tag.key != self.tag:
             return None
         self.count += 1
@@ -65,7 +67,7 @@ class Rehearsal:
             return None  # this is the twin: it goes on unfailed, to the call's end
         self.released = damage.released_path(hit.filename) \
             if hit.tag.cls in ("io:unlink", "io:rmdir") else None
-        self.aftermath.mark_fault()
+        self.aftermath.mark_fault(frame)
         self.aftermath.watch_from(frame, lambda facts: None,
                                   (lambda: 5.0) if self.transient else None,
                                   peer=hit.tag.cls.startswith("net:"))
