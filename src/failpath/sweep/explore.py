@@ -31,7 +31,7 @@ from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
 from failpath.sweep.evidence import describe
 from failpath.sweep.hidden import Raised
-from failpath.sweep.records import Evidence, Unit, UnitResult
+from failpath.sweep.records import Evidence, Phase, Unit, UnitResult
 from failpath.sweep.units import unit_id, unit_timeout
 from failpath.triggers import parse_chain
 
@@ -202,7 +202,7 @@ class Agent:
         self.scope = evidence.Scope(options.root, tuple(options.include),
                                     tuple(options.exclude))
         self.pid = os.getpid()
-        self.phase: str | None = None
+        self.phase: Phase | None = None
         self.busy = False
         self.counts: dict[str, int] = {}
         self.hits: dict[str, dict[str, Any]] = {}
@@ -245,7 +245,8 @@ class Agent:
         return paths | self.prefix_writes
 
     def __repr__(self) -> str:
-        return f"<Agent pid={self.pid} phase={self.phase} units_done={len(self.done)}>"
+        phase = self.phase.value if self.phase is not None else None
+        return f"<Agent pid={self.pid} phase={phase} units_done={len(self.done)}>"
 
     # -- the hook ----------------------------------------------------------------------
     def hook(self, hit: Hit) -> Fault | None:
@@ -254,12 +255,12 @@ class Agent:
             return None
         key = hit.tag.key
         n = self.counts[key] = self.counts.get(key, 0) + 1
-        if self.phase != "child" or not self.child or not self.child.fired:
+        if self.phase != Phase.CHILD or not self.child or not self.child.fired:
             self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
-        if self.phase == "baseline":
+        if self.phase == Phase.BASELINE:
             self._count(hit, n)
             return None
-        if self.phase == "child":
+        if self.phase == Phase.CHILD:
             return self._child_hit(hit, key, n)
         units = self.plan.get((key, n))
         if not units:
@@ -268,7 +269,7 @@ class Agent:
         try:
             return self._at_planned_hit(hit, units)
         finally:
-            if self.phase != "child":
+            if self.phase != Phase.CHILD:
                 self.busy = False
 
     def _count(self, hit: Hit, n: int) -> None:
@@ -540,7 +541,7 @@ class Agent:
         self.child = ChildState(unit, result_fd, os.getpid(), strategy, action, twin=twin)
         self.child_report = children.arm(unit.to_json(), self.options.groups,
                                          self.options.root)
-        self.phase = "child"
+        self.phase = Phase.CHILD
         self.busy = False
         if self.recorder is not None:
             self.prefix_writes = self.recorder.paths  # the files written before the fault
@@ -705,7 +706,7 @@ class Agent:
         self.counts, self.hits, self.last_tag = {}, {}, {}
         if self.recorder is not None:
             self.recorder.clear()
-        self.phase = "baseline"
+        self.phase = Phase.BASELINE
         report = children.arm(None, self.options.groups, self.options.root)  # children count
         started = time.perf_counter()
         try:
@@ -725,13 +726,13 @@ class Agent:
         it: exceptions released, new threads given a moment, a full collection)."""
         self.invariant_failures = []
         self.run_tmp_before = frozenset(self.tmp_roots())
-        self.aftermath.start_run(tracking=self.phase in ("sweep", "child"))
+        self.aftermath.start_run(tracking=self.phase in (Phase.SWEEP, Phase.CHILD))
         with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             self.warns = warns
             self.test_start = oracles.Resources.now()
             self.test_threads = {t.ident for t in threading.enumerate() if t.ident}
             outcome = self.run_item_fn(item)
-            if self.phase == "child":
+            if self.phase == Phase.CHILD:
                 return outcome
             outcome.pop("exc", None)  # nothing of the run is held past here
             oracles.join_new_threads(self.test_threads)
@@ -784,13 +785,13 @@ class Agent:
         # the same ones in every child as in the clean run.
         read_fd, write_fd = os.pipe()
         self.unit_pipe = (read_fd, channel.Reader(read_fd), write_fd)
-        self.phase = "sweep"
+        self.phase = Phase.SWEEP
         try:
             outcome = self._run(item)
         finally:
-            if self.phase == "sweep":
+            if self.phase == Phase.SWEEP:
                 self.phase = None
-        if self.phase == "child":
+        if self.phase == Phase.CHILD:
             self.finish_child(item, outcome)
         self.aftermath.flush()
         self.unit_pipe = None

@@ -43,7 +43,7 @@ from failpath.sweep import channel, lifeline
 from failpath.sweep.classify import CONTRACT_ERRORS, classify
 from failpath.sweep.evidence import describe, full_chain
 from failpath.sweep.explore import Agent, ChildState, describe_status, limit_memory
-from failpath.sweep.records import Evidence, MemoryFacts, Unit, UnitResult
+from failpath.sweep.records import Evidence, MemoryFacts, Phase, Unit, UnitResult
 
 #: The class of memory units' points, and the prefix of their tags' names.
 POINT_CLASS = "memory:c"
@@ -324,7 +324,8 @@ class MemoryAgent(Agent):
         self.c_stacks: Counter[str] = Counter()
 
     def __repr__(self) -> str:
-        return f"<MemoryAgent pid={self.pid} phase={self.phase} units_done={len(self.done)}>"
+        phase = self.phase.value if self.phase is not None else None
+        return f"<MemoryAgent pid={self.pid} phase={phase} units_done={len(self.done)}>"
 
     def _ready(self) -> None:
         """Wrap the targets (after collection, so the test modules' imports are seen)."""
@@ -354,17 +355,17 @@ class MemoryAgent(Agent):
     def on_call(self, name: str, original: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         """A call into a target (stdlib/ccalls.py): count it, or sweep it, then make it."""
-        if self.busy or self.phase not in ("baseline", "sweep", "child"):
+        if self.busy or self.phase is None:
             return ccalls.through(original, args, kwargs)
         frame = sys._getframe(2)
         tag = tags.tag_for(frame, NAME_PREFIX + name, POINT_CLASS)
         k = self.counts[tag.key] = self.counts.get(tag.key, 0) + 1
-        if self.phase == "baseline":
+        if self.phase == Phase.BASELINE:
             return self._measured(tag, k, name, original, args, kwargs)
         call = Call(tag, k, name, original, args, kwargs, frame)
-        if self.phase == "child" and self.target == (tag.key, k):
+        if self.phase == Phase.CHILD and self.target == (tag.key, k):
             self._unit_child_call(call)  # never returns
-        units = self.calls.get((tag.key, k)) if self.phase == "sweep" else None
+        units = self.calls.get((tag.key, k)) if self.phase == Phase.SWEEP else None
         if units:
             self.busy = True
             try:
@@ -411,7 +412,7 @@ class MemoryAgent(Agent):
         """Run ``item`` cleanly, counting its calls into targets and their allocations."""
         self._ready()
         self.counts, self.hits = {}, {}
-        self.phase = "baseline"
+        self.phase = Phase.BASELINE
         started = time.perf_counter()
         try:
             outcome = self._run(item)
@@ -434,7 +435,7 @@ class MemoryAgent(Agent):
         for unit in units:
             self.calls.setdefault((unit.tag, unit.nth), []).append(unit)
         self.counts = {}
-        self.phase = "sweep"
+        self.phase = Phase.SWEEP
         try:
             self._run(item)
         finally:
@@ -616,7 +617,7 @@ class MemoryAgent(Agent):
         self.child = ChildState(unit=unit, result_fd=result_fd, pid=os.getpid(),
                                 strategy=strategy, action=None)  # type: ignore[arg-type]
         self.target = (unit.tag, unit.nth)
-        self.counts, self.phase, self.busy = {}, "child", False
+        self.counts, self.phase, self.busy = {}, Phase.CHILD, False
 
     def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
         """The test ended without making the unit's call: say so, and exit."""

@@ -7,8 +7,19 @@ made only at the boundaries (journal, channel, plan files) by the records' ``to_
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+
+class Phase(enum.Enum):
+    """What an agent's test run is for: its hits counted (the clean baseline), its planned
+    hits forked at (the sweep), or one unit's fault fired (a unit's child)."""
+
+    BASELINE = "baseline"
+    SWEEP = "sweep"
+    CHILD = "child"
+
 
 #: Outcome classes in precedence order: when several apply, the first wins.
 OUTCOMES = (

@@ -8,7 +8,7 @@ from typing import Any
 from failpath.stdlib._real import open, os
 from failpath.sweep import channel
 from failpath.sweep.explore import Agent, AgentOptions
-from failpath.sweep.records import Unit
+from failpath.sweep.records import Phase, Unit
 
 
 def _tmp_roots(session: Any) -> tuple[Any, Any]:
@@ -121,7 +121,7 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
     import failpath
 
     agent.counts, agent.hits = {}, {}
-    agent.phase = "baseline"
+    agent.phase = Phase.BASELINE
     try:
         failpath.point("failpath.selfcheck", error=OSError)
     finally:
