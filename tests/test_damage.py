@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from failpath.sweep import aftermath, boundary, damage, probe
 from failpath.sweep.evidence import Scope
+from loading import load_module
 
 PROJECT = '''
 import json, os, sys
@@ -82,11 +82,7 @@ def load(root: Path) -> types.ModuleType:
     (root / "proj").mkdir()
     path = root / "proj" / "code.py"
     path.write_text(PROJECT)
-    spec = importlib.util.spec_from_file_location("damage_code", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, "damage_code")
 
 
 @pytest.fixture

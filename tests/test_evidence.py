@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import errno
-import importlib.util
 import sys
 import threading
 import types
@@ -15,6 +14,7 @@ import pytest
 
 from failpath.points import Injection
 from failpath.sweep.evidence import Scope, catch_of, collect, exc_facts, propagates_cleanly
+from loading import load_module
 
 PROJECT = '''
 import os, sys
@@ -86,12 +86,7 @@ def injected() -> OSError:
 
 
 def _load(path: Path, name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    module.threading_mod = threading  # type: ignore[attr-defined]
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, name, threading_mod=threading)
 
 
 @pytest.fixture
@@ -249,10 +244,7 @@ def in_ending_except(flag):
 def test_a_cleanup_block_says_whether_the_handled_error_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "cleanups.py"
     path.write_text(CLEANUPS)
-    spec = importlib.util.spec_from_file_location("cleanups", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module(path, "cleanups")
     from failpath.sweep.evidence import handling_block
 
     frame = mod.in_finally()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 import failpath
 import failpath.stdlib as fstd
 from failpath.proof.static import scan_source
+from loading import load_module
 
 MODULE = textwrap.dedent("""\
     import fcntl
@@ -100,12 +100,8 @@ def test_scan_lists_the_new_points_with_their_classes() -> None:
 def test_static_points_are_the_sites_the_runtime_reports(tmp_path: Path) -> None:
     path = tmp_path / "storemod.py"
     path.write_text(MODULE)
-    spec = importlib.util.spec_from_file_location("storemod", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["storemod"] = module
     try:
-        spec.loader.exec_module(module)
+        module = load_module(path, "storemod", register=True)
         with failpath.inject("module storemod", action="off"):
             module.store(str(tmp_path / "root"))
         runtime = {(p.tag.site, p.tag.name) for p in failpath.points("module storemod")}

@@ -232,14 +232,24 @@ def _renamed(faulted: dict[str, str], clean: dict[str, str]) -> set[str]:
 def renamed_pairs(faulted: dict[str, str], clean: dict[str, str]) -> dict[str, str]:
     """Each faulted-only file paired with a clean-only twin of the same content in the
     same directory (directories and special files are never paired)."""
+    return _pair_by(faulted, clean, faulted, clean, skip=("dir", "special"))
+
+
+def _pair_by(faulted: Iterable[str], clean: Iterable[str], mine: dict[str, str],
+             theirs: dict[str, str], skip: tuple[str, ...]) -> dict[str, str]:
+    """Keys only in ``faulted`` paired, in order, with keys only in ``clean`` of the same
+    directory and the same value (``mine`` for the former, ``theirs`` for the latter);
+    keys whose value is in ``skip`` are never paired."""
+    faulted, clean = set(faulted), set(clean)
     spare: dict[tuple[str, str], list[str]] = {}
-    for key, d in sorted(clean.items()):
-        if key not in faulted and d not in ("dir", "special"):
-            spare.setdefault((os.path.dirname(key), d), []).append(key)
+    for key in sorted(clean - faulted):
+        value = theirs.get(key, "missing")
+        if value not in skip:
+            spare.setdefault((os.path.dirname(key), value), []).append(key)
     out: dict[str, str] = {}
-    for key, d in sorted(faulted.items()):
-        slot = spare.get((os.path.dirname(key), d))
-        if key not in clean and slot:
+    for key in sorted(faulted - clean):
+        slot = spare.get((os.path.dirname(key), mine.get(key, "missing")))
+        if mine.get(key, "missing") not in skip and slot:
             out[key] = slot.pop(0)
     return out
 
@@ -296,18 +306,7 @@ def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[s
     before the code wrote it was the same (and not ``missing``): one file that existed
     before the code wrote it, under two random names (a test's ``NamedTemporaryFile`` in
     each of two runs of the test)."""
-    spare: dict[tuple[str, str], list[str]] = {}
-    for key in sorted(clean):
-        prior = clean_before.get(key, "missing")
-        if key not in faulted and prior != "missing":
-            spare.setdefault((os.path.dirname(key), prior), []).append(key)
-    out: dict[str, str] = {}
-    for key in sorted(faulted):
-        prior = before.get(key, "missing")
-        slot = spare.get((os.path.dirname(key), prior))
-        if key not in clean and prior != "missing" and slot:
-            out[key] = slot.pop(0)
-    return out
+    return _pair_by(faulted, clean, before, clean_before, skip=("missing",))
 
 
 _SIDECARS = ("-journal", "-wal", "-shm")
