@@ -257,3 +257,20 @@ def test_on_many_hits_sites_runs_far_fewer_units_and_saturation_is_counted(
     assert skipped > 0 and saturated["summary"]["skipped"] == skipped
     assert saturated["summary"]["units"] + skipped == saturated["plan"]["planned"]
     assert f"skipped {2 * 4 * 15 - sites['plan']['planned']} by selection" in output
+
+
+def test_saturation_never_skips_a_calling_contexts_own_unit(tmp_path: Path) -> None:
+    # m:f:1#a is reached by two paths in t::x (hit 1 and hit 7): each gets its own unit,
+    # and once the site saturates only the other units are skipped
+    base = record(str(tmp_path), "t::x", 0.1, {"m:f:1#a": 10})
+    base["hits"][0]["contexts"] = {"first": [1, 6], "second": [7, 4]}
+    journal = Journal(str(tmp_path / "j.sqlite"), fresh=True)
+    journal.add_baseline(base)
+    planner = Planner(journal.baseline(), settings(), str(tmp_path))
+    units = list(planner.units())
+    assert {u["nth"] for u in units if u.get("context")} == {1, 7}
+    assert any(not u.get("context") for u in units)
+    journal.add_units(units)
+    skipped = set(journal.skip_site("m:f:1#a", "transient", "raise", reason="saturation"))
+    assert skipped == {u["id"] for u in units if not u.get("context")}
+    journal.close()

@@ -415,7 +415,7 @@ class Agent:
             self.saturated = SaturatedSites(self.options.saturated)
         keep = []
         for unit in units:
-            if (unit.tag, unit.mode, unit.action) in self.saturated:
+            if not unit.context and (unit.tag, unit.mode, unit.action) in self.saturated:
                 self.done.add(unit.id)
             else:
                 keep.append(unit)

@@ -131,10 +131,15 @@ class Journal:
         return cur.rowcount == 1
 
     def skip_site(self, tag: str, mode: str, action: str, reason: str) -> list[str]:
-        """Mark the pending units of one site skipped (outcome ``skipped``); their ids."""
+        """Mark the pending units of one site skipped (outcome ``skipped``); their ids.
+
+        A calling context's own unit (``context``) is never skipped: saturation compares
+        a site's results, and that unit reaches the site by another path.
+        """
         ids = [r[0] for r in self.db.execute(
-            "SELECT id FROM units WHERE tag=? AND mode=? AND action=? AND outcome IS NULL",
-            (tag, mode, action))]
+            "SELECT id, unit FROM units WHERE tag=? AND mode=? AND action=? "
+            "AND outcome IS NULL", (tag, mode, action))
+            if not json.loads(r[1]).get("context")]
         self.db.execute("BEGIN")
         try:
             self.db.executemany(

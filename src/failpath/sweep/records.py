@@ -81,6 +81,7 @@ class Unit:
     child: bool = False  # the baseline saw this point hit in a child interpreter
     cls: str = "generic"  # the point's class (memory points fail by returning None)
     variety: bool = False  # an error-variety unit (a narrower errno a handler names)
+    context: bool = False  # one calling context's own unit: saturation never skips it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Unit:
@@ -88,7 +89,7 @@ class Unit:
         point_cls = data.get("cls") or (data.get("point") or {}).get("cls") or "generic"
         return cls(data["id"], data["test"], data["tag"], int(data["nth"]), data["mode"],
                    data["action"], bool(data.get("child", False)), str(point_cls),
-                   bool(data.get("variety")))
+                   bool(data.get("variety")), bool(data.get("context")))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (a plan entry)."""

@@ -291,18 +291,24 @@ class Planner:
     def _site_units(self, tag: str) -> Iterator[tuple[dict[str, Any], float]]:
         """One site's units, interleaving its (mode, action) lists, cheapest ones first."""
         reaches = self.sites[tag]
+        found = contexts_of(reaches)
+        # a calling context's own unit: saturation, which compares a site's results, never
+        # skips it (another path to the site is what the unit is for)
+        spots = {(r.test, n) for r, n in found.values()}
         lists = []
         for mode in self.modes:
             for action in actions(reaches[0].hit, self.settings):
                 fitting = [r for r in reaches if action in actions(r.hit, self.settings)]
                 k = self.k if self.select != "all" else 0
                 lists.append(iter([(r, n, mode, action) for r, n in pick(fitting, k)]))
-        found = contexts_of(reaches)
         picked: set[tuple[str, int]] = set()
         for group in _interleave(lists):
             r, n, mode, action = group
             picked.add((r.test, n))
-            yield self._unit(r, n, mode, action), self.cost(r)
+            unit = self._unit(r, n, mode, action)
+            if (r.test, n) in spots and len(found) > 1:
+                unit["context"] = True
+            yield unit, self.cost(r)
         if found:
             self.stats.contexts[tag] = [len(found), sum(
                 1 for r, n in found.values() if (r.test, n) in picked)]
