@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from failpath.sweep import aftermath, boundary, damage, probe
+from failpath.sweep import aftermath, boundary, damage, isolation, probe
 from failpath.sweep.evidence import Scope
 from loading import load_module
 
@@ -25,12 +25,17 @@ class Rewriter:
         self.after.note_hit("io:open", sys._getframe())
         with open(self.path, "w") as fh:
             fh.write("{}")
-    def insert(self, fail_at):
+    def insert(self, fail_at, meanwhile=None):
         frame = sys._getframe()
         self.after.note_hit("io:read", frame)
         if fail_at == "read":
             self.after.mark_fault(frame)
             raise OSError(5, "Input/output error")
+        if fail_at == "flush":  # a buffered write not flushed yet: the file is unchanged
+            self.after.note_hit("io:write", frame)
+            meanwhile()
+            self.after.mark_fault(frame)
+            raise OSError(28, "No space left on device")
         self.after.note_hit("io:open", frame)
         with open(self.path, "w") as fh:
             fh.write('{"_default"')
@@ -469,15 +474,29 @@ def test_a_file_the_failing_call_had_not_changed_is_not_torn(code: Any, tmp_path
     after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(db)}))
     clean = {"how": "raised", "listing": {str(db): "sha1:40:new"}, "value": None,
              "places": {"written": [str(db)], "owned": []}}
-    for fail_at, torn in (("read", False), ("write", True)):
+
+    def snapshot() -> None:  # as the agent's before a fork: a hard link changes the ctime
+        isolation.discard(isolation.take([str(db)]))
+        after.resync()
+
+    for fail_at, torn in (("read", False), ("flush", False), ("write", True)):
         after.start_run(tracking=True)
         after.before[str(db)] = damage.digest(str(db))
         store = code.Rewriter(str(db), after)
         store.drop()  # an earlier call leaves the file complete
         with pytest.raises(OSError):
-            store.insert(fail_at)
+            store.insert(fail_at, snapshot)
         found = aftermath.findings(after.snapshot("raised"), clean, None)[1]
         # failing before it wrote, the call left the file as it found it: complete; after
         # truncating and writing part of it, the file is torn
         assert bool(found) == torn, (fail_at, found)
         db.write_text("")
+
+
+def test_a_retry_value_is_no_evidence_when_the_clean_call_twice_differs() -> None:
+    retried = {"returned": "2", "files": {}}  # a failed insert consumed id 1
+    assert probe.verdict(retried, "1", {}) is not None
+    assert probe.verdict(retried, "1", {}, clean_again={"returned": "2"}) is None
+    # a call that gives the same value twice: the retry's other value is evidence
+    assert "data was lost or changed" in str(
+        probe.verdict(retried, "1", {}, clean_again={"returned": "1"}))

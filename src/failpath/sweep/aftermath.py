@@ -109,6 +109,18 @@ class Aftermath:
             with bypass():
                 self.calls[thread] = (key, {p: _stat_key(p) for p in self.written()})
 
+    def resync(self) -> None:
+        """After failpath's own snapshot or its cleanup: a hard link into the store (or its
+        removal) changes a file's ctime and nothing else. Take the new ctime where nothing
+        else changed, so the call's starting state still matches."""
+        with bypass():
+            for _key, stats in self.calls.values():
+                for path, was in stats.items():
+                    now = _stat_key(path)
+                    if was is not None and now is not None and now[:3] == was[:3] \
+                            and now[4] == was[4]:
+                        stats[path] = now
+
     def mark_fault(self, frame: FrameType | None = None) -> None:
         """The fault fires now: what was written so far is the operation's, what comes
         later is the failure path's own (an error record is not an orphan).
@@ -158,9 +170,15 @@ class Aftermath:
     # -- in a unit's child -------------------------------------------------------------
     def watch_from(self, frame: FrameType | None, on_end: Callable[[Facts], None],
                    retry: Callable[[], float] | None = None,
-                   injected: BaseException | None = None, peer: bool = False) -> bool:
+                   injected: BaseException | None = None, peer: bool = False,
+                   control: bool = False) -> bool:
         """Watch the boundary above ``frame``; at its end take the facts, retry the call
         if ``retry`` (it gives the probe's timeout) and the call raised, then ``on_end``.
+
+        ``control``: this is a clean run whose faulted twin will be retried: when the call
+        returned, make it once more too (``again``), to see whether it gives the same
+        value twice. A call that does not (an id counter, a queue's pop) cannot be
+        judged by the value its retry returns.
 
         ``peer``: the failed operation talked to another process (a socket). What that
         process did with the files is its own, and a retry would repeat the call there,
@@ -183,12 +201,9 @@ class Aftermath:
                 # the files hold now is no evidence (the process itself is: leaked)
                 facts["unsettled"] = f"{started} process(es) started after the fault still run"
             elif retry is not None and how == "raised":
-                # run from the profile hook: an error here would surface in the test's code
-                try:
-                    facts["probe"] = probe.retry(end, self.places(), retry(), injected)
-                except Exception as exc:  # recorded: the probe gives no evidence then
-                    facts["probe"] = {"skipped": "failpath could not make the call again: "
-                                                 f"{type(exc).__name__}: {exc}"}
+                facts["probe"] = _retried(end, self.places(), retry(), injected)
+            elif control and how == "returned":
+                facts["again"] = _retried(end, self.places(), CONTROL_TIMEOUT_S, None)
             self.facts = facts
             on_end(facts)
 
@@ -221,6 +236,12 @@ class Aftermath:
         self.frames.pop(id(frame), None)
         extra = _places_of_all(waiting)
         clean = self.snapshot(how, made(frame, how, value), extra)
+        if how == "returned" and any(
+                (result.get("damage") or {}).get("probe", {}).get("returned")
+                not in (None, clean["value"]) for _unit, result, _done in waiting):
+            # a faulted run's retry returned another value: does this call give the same
+            # value when made twice?
+            clean["again"] = _retried(frame, self.places(extra), CONTROL_TIMEOUT_S, None)
         for unit, result, done in waiting:
             done(unit, result, clean)
 
@@ -234,6 +255,21 @@ class Aftermath:
             clean = self.snapshot("test-ended", None, _places_of_all(waiting))
             for unit, result, done in waiting:
                 done(unit, result, clean)
+
+
+#: How long the clean run's repeat of a call may take (it only has to return).
+CONTROL_TIMEOUT_S = 5.0
+
+
+def _retried(frame: FrameType, places: damage.Places, timeout: float,
+             injected: BaseException | None) -> dict[str, Any]:
+    """``probe.retry``, from the profile hook: an error of failpath's is recorded as the
+    probe's (no evidence then), never raised into the test's code."""
+    try:
+        return probe.retry(frame, places, timeout, injected)
+    except Exception as exc:  # recorded: the probe gives no evidence then
+        return {"skipped": "failpath could not make the call again: "
+                           f"{type(exc).__name__}: {exc}"}
 
 
 def made(frame: FrameType, how: str, value: Any) -> Any:
@@ -278,5 +314,6 @@ def findings(faulted: Facts | None, clean: Facts | None, released: str | None
                                                  for o in found.orphans)}
     verdict = probe.verdict(faulted.get("probe"), clean.get("value"),
                             {k: v for k, v in clean_here.items() if k not in after},
-                            ignore=after | left, clean_returned=clean["how"] == "returned")
+                            ignore=after | left, clean_returned=clean["how"] == "returned",
+                            clean_again=clean.get("again"))
     return found.orphans, found.torn, verdict

@@ -394,7 +394,8 @@ class Agent:
                                            "twin": facts})
             os._exit(0)
 
-        if not self.aftermath.watch_from(sys._getframe(1), send):
+        if not self.aftermath.watch_from(sys._getframe(1), send,
+                                         control=child.unit.mode == "transient"):
             send(self.aftermath.snapshot("test-ended"))
 
     def _restart_coverage(self) -> None:
@@ -471,7 +472,9 @@ class Agent:
         return {os.path.join(base, n) for n in os.listdir(base)}
 
     def _take_snapshot(self, unit: Unit) -> isolation.Snapshot:
-        return isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
+        snap = isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
+        self.aftermath.resync()  # the store's hard links changed the files' ctimes
+        return snap
 
     def _fork_at_point(self, unit: Unit, hit: Hit) -> Fault | None:
         return self._forked(unit, "fork-at-point", lambda: self._fire(hit), self._after_child)
@@ -562,6 +565,7 @@ class Agent:
             inexact = [f"restore failed: {type(exc).__name__}: {exc}"]
         finally:
             isolation.discard(snap)
+            self.aftermath.resync()
             self.busy = was_busy
         if strategy == "fork-per-unit" or strategy == "subprocess":
             # No continuation to trust: the next unit starts from the pre-test state again.

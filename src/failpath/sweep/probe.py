@@ -210,12 +210,15 @@ MIN_HUNG_S = 1.0
 
 def verdict(probe: dict[str, Any] | None, clean_value: str | None,
             clean_files: dict[str, str] | None, ignore: set[str] | None = None,
-            clean_returned: bool = True) -> str | None:
+            clean_returned: bool = True, clean_again: dict[str, Any] | None = None
+            ) -> str | None:
     """What the retry shows about the state the failure left, or None when all is well.
 
     ``ignore``: files the failure path wrote itself (after the fault), not compared.
     ``clean_returned``: the clean run's call returned; when it raised too (a call that
     fails by design there), a retry that raises shows nothing.
+    ``clean_again``: the clean call made once more (a control): when it does not return
+    what the clean call did, the value a retry returns says nothing.
     """
     if not probe or "skipped" in probe or not clean_returned:
         return None
@@ -231,7 +234,8 @@ def verdict(probe: dict[str, Any] | None, clean_value: str | None,
         return (f"retrying the failed call raised {probe['raised']}: the failure left the "
                 "object broken for the next call")
     got = probe.get("returned")
-    if got is not None and clean_value is not None and got != clean_value:
+    repeatable = clean_again is None or clean_again.get("returned") == clean_value
+    if got is not None and clean_value is not None and got != clean_value and repeatable:
         return (f"retrying the failed call returned {got[:120]}, the clean run's call "
                 f"{clean_value[:120]}: data was lost or changed")
     if clean_files is not None:

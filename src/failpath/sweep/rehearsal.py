@@ -76,6 +76,7 @@ class Rehearsal:
     def _twin(self, frame: Any) -> Facts | None:
         self.forked_after = self.recorder.paths
         snap = isolation.take(sorted(self.forked_after), owned=self.aftermath.owned())
+        self.aftermath.resync()  # the store's hard links changed the files' ctimes
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -86,7 +87,7 @@ class Rehearsal:
             lifeline.die_with_parent(parent)
             failpath.disarm()  # the twin is the clean run: nothing fails in it
             self.twin_fd = write_fd
-            if not self.aftermath.watch_from(frame, self._send):
+            if not self.aftermath.watch_from(frame, self._send, control=self.transient):
                 self._send(self.aftermath.snapshot("test-ended"))
             return None
         os.close(write_fd)
@@ -101,6 +102,7 @@ class Rehearsal:
             # and its own directories are put back
             isolation.restore(snap, created=facts.pop("writes", []) if facts else [])
             isolation.discard(snap)
+            self.aftermath.resync()
         return facts
 
     def _send(self, facts: Facts) -> None:
