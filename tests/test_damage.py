@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -70,6 +71,17 @@ class Stopped:
 
 def api(store, fail):
     return store.put("x", fail)
+
+FRAMES = []
+
+def flush_pending(pending):
+    """Drops what it inherited in another process, as connection pools do."""
+    FRAMES.append(sys._getframe())
+    if os.getpid() != pending["pid"]:
+        pending["items"] = []
+    if len(FRAMES) == 1:
+        raise OSError(5, "Input/output error")
+    return len(pending["items"])
 
 def gen():
     yield 1
@@ -500,3 +512,14 @@ def test_a_retry_value_is_no_evidence_when_the_clean_call_twice_differs() -> Non
     # a call that gives the same value twice: the retry's other value is evidence
     assert "data was lost or changed" in str(
         probe.verdict(retried, "1", {}, clean_again={"returned": "1"}))
+
+
+def test_a_retry_of_code_that_checks_its_pid_is_no_evidence(code: Any) -> None:
+    pending = {"pid": os.getpid(), "items": ["a", "b"]}
+    with pytest.raises(OSError):
+        code.flush_pending(pending)
+    frame = code.FRAMES[0]
+    is_project = lambda name: code.SCOPE.kind(name) == "project"
+    report = probe.retry(frame, damage.Places(), 10, None, is_project)
+    assert "checks its process id" in report["skipped"]
+    assert "returned" in probe.retry(frame, damage.Places(), 10)  # told nothing: judged

@@ -201,9 +201,10 @@ class Aftermath:
                 # the files hold now is no evidence (the process itself is: leaked)
                 facts["unsettled"] = f"{started} process(es) started after the fault still run"
             elif retry is not None and how == "raised":
-                facts["probe"] = _retried(end, self.places(), retry(), injected)
+                facts["probe"] = _retried(end, self.places(), retry(), injected, self.scope)
             elif control and how == "returned":
-                facts["again"] = _retried(end, self.places(), CONTROL_TIMEOUT_S, None)
+                facts["again"] = _retried(end, self.places(), CONTROL_TIMEOUT_S, None,
+                                          self.scope)
             self.facts = facts
             on_end(facts)
 
@@ -241,7 +242,8 @@ class Aftermath:
                 not in (None, clean["value"]) for _unit, result, _done in waiting):
             # a faulted run's retry returned another value: does this call give the same
             # value when made twice?
-            clean["again"] = _retried(frame, self.places(extra), CONTROL_TIMEOUT_S, None)
+            clean["again"] = _retried(frame, self.places(extra), CONTROL_TIMEOUT_S, None,
+                                      self.scope)
         for unit, result, done in waiting:
             done(unit, result, clean)
 
@@ -262,11 +264,12 @@ CONTROL_TIMEOUT_S = 5.0
 
 
 def _retried(frame: FrameType, places: damage.Places, timeout: float,
-             injected: BaseException | None) -> dict[str, Any]:
+             injected: BaseException | None, scope: Scope) -> dict[str, Any]:
     """``probe.retry``, from the profile hook: an error of failpath's is recorded as the
     probe's (no evidence then), never raised into the test's code."""
     try:
-        return probe.retry(frame, places, timeout, injected)
+        return probe.retry(frame, places, timeout, injected,
+                           lambda name: scope.kind(name) == "project")
     except Exception as exc:  # recorded: the probe gives no evidence then
         return {"skipped": "failpath could not make the call again: "
                            f"{type(exc).__name__}: {exc}"}

@@ -30,6 +30,7 @@ import gc
 import inspect
 import re
 import signal
+import sys
 import types
 from collections.abc import Callable
 from types import FrameType
@@ -119,12 +120,18 @@ def plain(value: Any, depth: int = 0) -> str | None:
 
 
 def retry(frame: FrameType, places: damage.Places, timeout: float,
-          injected: BaseException | None = None) -> dict[str, Any]:
+          injected: BaseException | None = None,
+          is_project: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Make the call running in ``frame`` again, in a grandchild; what it did.
 
     Returns ``{"skipped": why}``, or ``{"raised": text}`` / ``{"returned": plain or None}``
     with ``files`` (the listing after it), or ``{"hung": seconds}``. The files the retry
     wrote are restored before this returns.
+
+    ``is_project`` (a file name test): when the project's own code asks for its process
+    id during the retry, the retry is skipped as evidence. Code that checks its pid
+    (a connection pool, a journal that drops what it inherited) behaves as another
+    process in the grandchild, which the caller's next call never is.
     """
     if frame.f_code.co_flags & _NOT_CALLABLE_AGAIN:
         return {"skipped": "a generator or coroutine cannot be called again"}
@@ -140,7 +147,7 @@ def retry(frame: FrameType, places: damage.Places, timeout: float,
     if pid == 0:  # the grandchild: the retry, then its report
         os.close(read_fd)
         lifeline.die_with_parent(parent)
-        channel.send(write_fd, _attempt(fn, call, places, injected))
+        channel.send(write_fd, _attempt(fn, call, places, injected, is_project))
         os._exit(0)
     os.close(write_fd)
     try:
@@ -167,11 +174,24 @@ def _as_caller_makes_it(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dic
 
 
 def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]],
-             places: damage.Places, injected: BaseException | None) -> dict[str, Any]:
+             places: damage.Places, injected: BaseException | None,
+             is_project: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    import os as shared_os  # the module the project calls, not failpath's isolated copy
+
     from failpath.stdlib import recorder
     from failpath.sweep.evidence import full_chain, injection_of_self, mentions
 
     recorder.clear()
+    asked: list[str] = []
+    real_getpid = shared_os.getpid
+
+    def getpid() -> int:
+        caller = sys._getframe(1).f_code.co_filename
+        if is_project is not None and is_project(caller):
+            asked.append(caller)
+        return real_getpid()
+
+    shared_os.getpid = getpid  # this grandchild only: it exits after the report
     out: dict[str, Any]
     try:
         value = fn(*call[0], **call[1])
@@ -183,6 +203,11 @@ def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]
                # reports the earlier failure: it is not broken without a word.
                "reports": any(injection_of_self(e) for e in full_chain(exc))
                or (injected is not None and mentions(exc, injected))}
+    finally:
+        shared_os.getpid = real_getpid
+    if asked:
+        out = {"skipped": f"the call checks its process id ({asked[0]}): in a forked "
+                          "retry it behaves as another process"}
     out["files"] = damage.listing(places)
     out["writes"] = sorted(recorder.paths)
     return out
