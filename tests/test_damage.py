@@ -523,3 +523,13 @@ def test_a_retry_of_code_that_checks_its_pid_is_no_evidence(code: Any) -> None:
     report = probe.retry(frame, damage.Places(), 10, None, is_project)
     assert "checks its process id" in report["skipped"]
     assert "returned" in probe.retry(frame, damage.Places(), 10)  # told nothing: judged
+
+
+def test_an_sqlite_database_with_its_journal_beside_it_is_not_torn() -> None:
+    # the cache spilled pages into test.db before the failed COMMIT; the hot journal
+    # gives SQLite what it needs to roll them back at the next open
+    journal = {"test.db": HALF, "test.db-journal": "sha1:512:jjj"}
+    assert damage.judge(journal, {"test.db": NEW}, {"test.db": OLD}, made={"test.db"}).torn == ()
+    empty = {"test.db": HALF, "test.db-journal": "sha1:0:da39a3ee5e6b4b0d"}  # not hot
+    assert len(damage.judge(empty, {"test.db": NEW}, {"test.db": OLD},
+                            made={"test.db"}).torn) == 1

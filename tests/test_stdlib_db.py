@@ -115,3 +115,16 @@ def test_return_action_and_disarmed_passthrough(conn: sqlite3.Connection) -> Non
     with failpath.inject("name sqlite3.execute", action="return(None)"):
         assert conn.execute("select 1") is None
     assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_a_commit_with_no_transaction_open_is_not_a_point(conn: sqlite3.Connection) -> None:
+    # sqlite3's commit() does nothing then: there is nothing to write that could fail
+    assert not conn.in_transaction
+    with failpath.inject("name sqlite3.commit") as rule:
+        conn.commit()
+        with conn:
+            conn.execute("select 1")
+    assert rule.fired == 0
+    conn.execute("insert into t values (3)")
+    with failpath.inject("name sqlite3.commit"), pytest.raises(sqlite3.OperationalError):
+        conn.commit()  # a transaction is open: a point

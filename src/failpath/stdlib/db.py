@@ -21,10 +21,22 @@ from failpath.stdlib.recorder import recorder
 _connect = _real.real_sqlite3_connect
 
 
-def _point(name: str, cls: str, real: Callable[..., Any]) -> Callable[..., Any]:
-    """A method that is the point ``name`` and otherwise calls ``real``."""
+def _idle(conn: Any) -> bool:
+    """No transaction is open: ``commit()`` has nothing to write and does nothing."""
+    try:
+        return not conn.in_transaction
+    except sqlite3.ProgrammingError:
+        return False  # closed: the real call raises its own error
+
+
+def _point(name: str, cls: str, real: Callable[..., Any],
+           noop: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
+    """A method that is the point ``name`` and otherwise calls ``real``; where ``noop``
+    says the real call does nothing now, it is not a point."""
 
     def slow(self: Any, args: tuple[Any, ...]) -> Any:
+        if noop is not None and noop(self):
+            return real(self, *args)
         fault = _hit.fault_at(name, cls, defaults.SQLITE_IOERR)
         return _hit.call(fault, real, self, *args)
 
@@ -51,7 +63,7 @@ class _Instrumented:
     __slots__ = ()
     execute = _point("sqlite3.execute", "db:execute", sqlite3.Connection.execute)
     executemany = _point("sqlite3.executemany", "db:execute", sqlite3.Connection.executemany)
-    commit = _point("sqlite3.commit", "db:commit", sqlite3.Connection.commit)
+    commit = _point("sqlite3.commit", "db:commit", sqlite3.Connection.commit, noop=_idle)
 
     def cursor(self, factory: Any = Cursor) -> Any:
         """``Connection.cursor``: an instrumented Cursor unless another factory is given."""
@@ -60,7 +72,7 @@ class _Instrumented:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> Any:
         """``with conn:`` commits through the ``sqlite3.commit`` point on success."""
-        if exc_type is not None or not _state.armed:
+        if exc_type is not None or not _state.armed or _idle(self):
             return sqlite3.Connection.__exit__(self, exc_type, exc, tb)  # type: ignore[arg-type]
         return _exit_slow(self)
 

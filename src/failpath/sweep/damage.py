@@ -217,7 +217,8 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
                 orphans.append(f"file left: {key} ({_size(got)})")
         elif size_of(got) != size_of(want) and want not in ("dir", "special") \
                 and before.get(key, "missing") not in ("missing", got) \
-                and call_start.get(key) != got and (made is None or key in made):
+                and call_start.get(key) != got and (made is None or key in made) \
+                and not _journaled(key, faulted):
             torn.append(f"torn: {key} is {_size(got)}, neither what it held before "
                         f"({_size(before[key])}) nor the clean run's ({_size(want)})")
     return Findings(tuple(orphans), tuple(torn))
@@ -317,6 +318,13 @@ def _sqlite_sidecar(key: str, listing: dict[str, str]) -> bool:
     still there: the open transaction's, which SQLite itself finishes or rolls back (a
     failed COMMIT leaves the transaction open, and its journal with it)."""
     return any(key.endswith(s) and key[:-len(s)] in listing for s in _SIDECARS)
+
+
+def _journaled(key: str, listing: dict[str, str]) -> bool:
+    """An SQLite database with its rollback journal or WAL beside it: its bytes are
+    SQLite's to reconcile (a hot journal is rolled back at the next open), so they are no
+    measure of a torn file."""
+    return any((size_of(listing.get(key + s, "missing")) or 0) > 0 for s in _SIDECARS)
 
 
 def released_path(path: object) -> str | None:
