@@ -152,3 +152,15 @@ def test_a_failed_mkdir_that_lost_a_race_is_not_recorded(tmp_path: Path,
     with recorder, pytest.raises(FileExistsError):
         os.mkdir(target)
     assert recorder.paths == frozenset()
+
+
+def test_an_unnamed_temporary_file_does_not_make_its_directory_a_write(tmp_path: Path) -> None:
+    # TemporaryFile opens the directory with O_TMPFILE: nothing in it changes, and a
+    # recorded write of /tmp would make all of /tmp a snapshot root
+    with recorder, tempfile.TemporaryFile(dir=tmp_path) as fh:
+        fh.write(b"x")
+    assert recorder.paths == frozenset()
+    assert list(tmp_path.iterdir()) == []
+    with recorder, open(tmp_path / "named", "w", opener=lambda p, f: os.open(p, f, 0o644)):
+        pass  # an opener's own os.open records what it opens for writing
+    assert recorder.paths == {str(tmp_path / "named")}

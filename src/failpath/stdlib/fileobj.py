@@ -293,8 +293,8 @@ def _open_error(file: Any, rawmode: str) -> defaults.OSErrorShape:
     return defaults.open_emfile(defaults.mode_flags(rawmode))
 
 
-def _open_slow(build: Callable[[], Any], file: Any, rawmode: str) -> Any:
-    fresh = recorder.add(file) if rawmode != "r" and recorder.active else None
+def _open_slow(build: Callable[[], Any], file: Any, rawmode: str, record: bool = True) -> Any:
+    fresh = recorder.add(file) if record and rawmode != "r" and recorder.active else None
     if _hit.foreign():  # pytest's capture file, a log handler's stream: never a point
         return devices.disown(_hit.nested(build))
     fault = _hit.fault_at("open", "io:open", _open_error(file, rawmode),
@@ -321,7 +321,10 @@ def open(
                       closefd, opener)
     build = functools.partial(_build, file, mode, rawmode, binary, buffering, encoding,
                               errors, newline, closefd, opener)
-    return _open_slow(build, file, rawmode)
+    # TemporaryFile passes its directory with an opener that makes an unnamed file there
+    # (O_TMPFILE): nothing in the directory changes, and it is no write of the directory.
+    unnamed = opener is not None and not isinstance(file, int) and _real.os.path.isdir(file)
+    return _open_slow(build, file, rawmode, record=not unnamed)
 
 
 _hit.name_point(open, "open")

@@ -15,6 +15,9 @@ from failpath.stdlib.defaults import ErrorFactory
 from failpath.stdlib.recorder import recorder
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+#: An unnamed file made in a directory (``tempfile.TemporaryFile``): the path opened is the
+#: directory, and nothing in it changes. 0 where the platform has none.
+_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _lexists = _real.os.path.lexists
 
 
@@ -94,7 +97,8 @@ def _close_fd(fd: int) -> None:
 
 
 def _open_slow(path: Any, flags: int, mode: int, dir_fd: int | None) -> int:
-    fresh = recorder.add(path, dir_fd) if flags & _WRITE_FLAGS and recorder.active else None
+    writes = flags & _WRITE_FLAGS and not (_TMPFILE and flags & _TMPFILE == _TMPFILE)
+    fresh = recorder.add(path, dir_fd) if writes and recorder.active else None
     fault = _hit.fault_at("os.open", "io:open", defaults.open_emfile(flags),
                           _hit.error_filename(path))
     call = functools.partial(_real.real_os_open, path, flags, mode, dir_fd=dir_fd)
