@@ -86,6 +86,7 @@ def failpath_invariant(request: pytest.FixtureRequest) -> Iterator[Callable[...,
     yield register
     from failpath.points import paused
     from failpath.sweep.oracles import Invariants
+    from failpath.sweep.records import Phase
 
     inv = Invariants()
     for name, fn in checks:
@@ -93,7 +94,7 @@ def failpath_invariant(request: pytest.FixtureRequest) -> Iterator[Callable[...,
     with paused():  # a check must not meet the fault it checks for
         failures = inv.run()
     agent = _current_agent
-    if agent is not None and agent.phase in ("sweep", "child"):
+    if agent is not None and agent.phase in (Phase.SWEEP, Phase.CHILD):
         agent.invariant_failures.extend(failures)
     elif failures:
         pytest.fail("failpath invariant failed: " + "; ".join(failures), pytrace=False)
