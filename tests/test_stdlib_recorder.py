@@ -161,6 +161,9 @@ def test_an_unnamed_temporary_file_does_not_make_its_directory_a_write(tmp_path:
         fh.write(b"x")
     assert recorder.paths == frozenset()
     assert list(tmp_path.iterdir()) == []
+    with recorder:  # the same through os.open itself
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_RDWR, 0o600))
+    assert recorder.paths == frozenset()
     with recorder, open(tmp_path / "named", "w", opener=lambda p, f: os.open(p, f, 0o644)):
         pass  # an opener's own os.open records what it opens for writing
     assert recorder.paths == {str(tmp_path / "named")}

@@ -174,14 +174,13 @@ def call(fault: Fault | None, fn: Callable[..., Any], *args: Any,
         BaseException: the injected error.
     """
     if fault is None:
-        if recorded is None:
-            return nested(fn, *args)
         try:
             return nested(fn, *args)
         except OSError:
-            from failpath.stdlib.recorder import recorder
+            if recorded is not None:
+                from failpath.stdlib.recorder import recorder
 
-            recorder.forget(recorded)
+                recorder.forget(recorded)
             raise
     if fault.kind == "return":
         return fault.value

@@ -259,10 +259,9 @@ def restore(snap: Snapshot, created: Iterable[str] = ()) -> list[str]:
     Raises:
         OSError: a restore step failed (the caller treats the restore as not exact).
     """
-    created = list(created)
-    inexact = list(snap.partial)
-    inexact += _remove_new(snap, created)
     touched = {os.path.abspath(p) for p in created}
+    inexact = list(snap.partial)
+    inexact += _remove_new(snap, touched)
     for path, entry in sorted(snap.entries.items()):
         if path in snap.written or snap.owns(path) or _in_or_below(path, touched):
             problem = _restore_one(path, entry)
@@ -304,18 +303,17 @@ def _unchanged(path: str, entry: _Entry) -> bool:
             and _stat.S_IMODE(st.st_mode) == entry.mode)
 
 
-def _remove_new(snap: Snapshot, created: Iterable[str]) -> list[str]:
+def _remove_new(snap: Snapshot, touched: set[str]) -> list[str]:
     """Remove what the child made; report new entries that nobody recorded making."""
     problems: list[str] = []
-    made = [p for p in {os.path.abspath(p) for p in created}
-            if p not in snap.entries and not protected(p)]
+    made = {p for p in touched if p not in snap.entries and not protected(p)}
     for root in snap.roots:
         if not os.path.lexists(root):
             continue
         for path in sorted(_walk(root), key=len):  # a removed directory takes its content
             if path in snap.entries or not os.path.lexists(path):
                 continue
-            if snap.owns(path) or _under(path, made):
+            if snap.owns(path) or _in_or_below(path, made):
                 problems += [f"left in place: {p}" for p in remove_tree(path)]
             else:
                 problems.append(f"new path that no recorded write made: {path}")
