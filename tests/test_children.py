@@ -26,6 +26,33 @@ def test_the_boot_dir_holds_a_sitecustomize_and_is_put_first_on_pythonpath() -> 
     assert env["PYTHONPATH"].count(first) == 1
 
 
+def test_a_counting_child_killed_by_sigterm_still_reports_its_hits(tmp_path: Path) -> None:
+    # a pool's terminate() at the end of `with Pool()` races its workers' own exit: the
+    # worker it kills must not take the baseline's counts with it
+    (tmp_path / "worker.py").write_text(
+        "import sys, time\n"
+        "def work(path):\n"
+        "    with open(path, 'w') as fh:\n"
+        "        fh.write('x')\n"
+        "work(sys.argv[1])\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")
+    env = dict(os.environ)
+    children.export_boot(env)
+    report = str(tmp_path / "report.jsonl")
+    env[children.ENV] = json.dumps({"report": report, "groups": ["files"], "unit": None,
+                                    "root": str(tmp_path)})
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(tmp_path / "out")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.terminate()
+    assert proc.wait(timeout=30) == -15
+    ends = [r for r in children.read_reports(report) if r["event"] == "exit"]
+    assert [e.get("signal") for e in ends] == ["SIGTERM"]
+    assert {"__main__:work:3#open", "__main__:work:4#file.write"} <= {
+        h["tag"] for h in ends[0]["hits"]}
+
+
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     root = tmp_path_factory.mktemp("cc") / "clichild"

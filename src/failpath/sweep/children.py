@@ -236,8 +236,12 @@ class ChildHook:
         return fault
 
     def terminated(self, signum: int, frame: Any) -> None:
-        """SIGTERM (a pool's terminate()): say so in the exit record, then die of it."""
-        if self.fired:
+        """SIGTERM (a pool's terminate()): say so in the exit record, then die of it.
+
+        The baseline's counts too: a pool's ``terminate()`` at the end of ``with Pool()``
+        races its workers' own exit, and a worker it kills never runs ``atexit``.
+        """
+        if self.fired or self.unit is None:
             self.write({"event": "exit", "signal": "SIGTERM", "hits": list(self.hits.values())})
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
