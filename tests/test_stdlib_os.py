@@ -283,6 +283,30 @@ def test_disarmed_os_calls_are_passthrough(fd: int) -> None:
     assert failpath.points("func test_disarmed_os_calls_are_passthrough") == []
 
 
+def test_closing_what_nothing_was_written_through_since_is_not_a_point(tmp_path: Path) -> None:
+    # close(2) reports only write-back errors: a lock file's fd, opened and closed with
+    # nothing written, or one whose writes fsync already put on the disk, closes cleanly
+    with failpath.inject("name os.close") as rule:
+        fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
+        os.close(fd)
+        assert rule.fired == 0
+        fd = os.open(tmp_path / "lock", os.O_RDWR)
+        os.write(fd, b"pid")
+        os.fsync(fd)
+        os.close(fd)
+        assert rule.fired == 0
+        fd = os.open(tmp_path / "lock", os.O_RDWR)
+        os.write(fd, b"pid")
+        with pytest.raises(OSError) as info:
+            os.close(fd)  # what was written may still be written back
+        expect(info.value, errno.EIO)
+        fd = os.open(tmp_path / "lock", os.O_RDWR)
+        os.ftruncate(fd, 0)
+        with pytest.raises(OSError):
+            os.close(fd)
+    assert rule.fired == 2
+
+
 def test_closing_a_read_only_descriptor_is_not_a_point(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     read_only = os.open(tmp_path / "f", os.O_RDONLY)

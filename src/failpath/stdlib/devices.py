@@ -3,7 +3,8 @@
 A write to a character device (``/dev/null`` never fails) or a sync of one is not a point;
 a write to a pipe, FIFO or socket fails with EPIPE, never ENOSPC; reading a pipe or a
 device, or closing one, does not fail at all, nor does closing a file opened read-only
-(close(2) reports only what writing back the file's data met). Decided by ``fstat`` at
+(close(2) reports only what writing back the file's data met), nor closing a descriptor
+``os.open`` gave while armed that nothing was written through since. Decided by ``fstat`` at
 the armed hit (the real one), cached per file object. A file the test runner, logging or
 failpath opened while armed is :data:`FOREIGN`: none of its operations is a point.
 """
@@ -58,6 +59,44 @@ def writes_back(fd: int) -> bool:
     except (OSError, ValueError, TypeError, OverflowError):
         return False  # not open: the real close raises its own error
     return flags & os.O_ACCMODE != os.O_RDONLY
+
+
+def closing_writes_back(fd: int) -> bool:
+    """For ``os.close(fd)``: :func:`writes_back`, and not known to have had nothing written
+    through it. The close of a descriptor ``os.open`` opened while armed, with no write
+    through it since (a lock file's fd, the fd ``mkstemp`` returns that its caller closes
+    at once) or since its last ``os.fsync``, has nothing to write back either, so it does
+    not fail."""
+    unwritten = _unwritten.pop(fd, None)
+    return writes_back(fd) and (unwritten is None or unwritten != _identity(fd))
+
+
+#: fd -> (device, inode) of descriptors ``os.open`` opened while armed, through which no
+#: write was seen since. Any write, or any doubt (another file under the same number),
+#: takes one out: its close is then a point again.
+_unwritten: dict[int, tuple[int, int]] = {}
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = _real.real_os_fstat(fd)
+    except (OSError, ValueError, TypeError, OverflowError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def opened(fd: int) -> None:
+    """``os.open`` (armed) returned ``fd``, or ``os.fsync`` of it returned: nothing written
+    through it waits to be written back."""
+    found = _identity(fd)
+    if found is not None:
+        _unwritten[fd] = found
+
+
+def written(fd: Any) -> None:
+    """A write (or a try) went through ``fd``: closing it may write back now."""
+    if isinstance(fd, int):
+        _unwritten.pop(fd, None)
 
 
 def of_file(f: Any) -> str:

@@ -102,7 +102,9 @@ def _open_slow(path: Any, flags: int, mode: int, dir_fd: int | None) -> int:
     fault = _hit.fault_at("os.open", "io:open", defaults.open_emfile(flags),
                           _hit.error_filename(path))
     call = functools.partial(_real.real_os_open, path, flags, mode, dir_fd=dir_fd)
-    return int(_hit.call(fault, call, undo=_close_fd, recorded=fresh))
+    fd = int(_hit.call(fault, call, undo=_close_fd, recorded=fresh))
+    devices.opened(fd)
+    return fd
 
 
 @functools.wraps(_real.real_os_open)
@@ -122,6 +124,7 @@ def _fd_write_error(fd: Any) -> defaults.OSErrorShape | None:
 
 def _write_slow(real: Callable[..., int], name: str, fd: int, data: Any, rest: tuple[Any, ...]
                 ) -> int:
+    devices.written(fd)
     error = None if _real.bypassed() else _fd_write_error(fd)
     if error is None:
         return real(fd, data, *rest)
@@ -166,7 +169,8 @@ def os_pread(fd: int, n: int, offset: int, /) -> bytes:
 
 
 def _close_slow(fd: int) -> None:
-    if _real.bypassed() or devices.kind(fd) != devices.FILE or not devices.writes_back(fd):
+    if _real.bypassed() or devices.kind(fd) != devices.FILE \
+            or not devices.closing_writes_back(fd):
         # closing a pipe, socket, device, directory or read-only file: no error
         return _real.real_os_close(fd)
     fault = _hit.fault_at("os.close", "io:close", defaults.EIO)
@@ -219,6 +223,7 @@ def _sync_slow(real: Callable[[Any], None], name: str, fd: Any) -> None:
     if _real.bypassed() or devices.kind(fd) not in (devices.FILE, devices.DIRECTORY):
         return real(fd)  # a device, pipe or socket: the real call says EINVAL itself
     _hit.call(_hit.fault_at(name, "io:fsync", defaults.EIO), real, fd)
+    devices.opened(fd)  # on the disk now: until the next write, its close writes nothing
 
 
 # fsync and fdatasync are spelled out: a fixed signature costs a third of *args, **kwargs.
@@ -286,7 +291,15 @@ os_rmdir = wrap(_real.real_os_rmdir, "os.rmdir", "io:rmdir", defaults.EIO_RMDIR,
                 record=True)
 os_truncate = wrap(_real.real_os_truncate, "os.truncate", "io:truncate", defaults.EIO_LOOKUP,
                    path=True, record=True)
-os_ftruncate = wrap(_real.real_os_ftruncate, "os.ftruncate", "io:truncate", defaults.EIO)
+
+
+@functools.wraps(_real.real_os_ftruncate)
+def _ftruncate_through(fd: int, length: int, /) -> None:
+    devices.written(fd)  # a size change, like a write: its close is a point again
+    _real.real_os_ftruncate(fd, length)
+
+
+os_ftruncate = wrap(_ftruncate_through, "os.ftruncate", "io:truncate", defaults.EIO)
 
 for _fn, _point in ((os_open, "os.open"), (os_read, "os.read"), (os_pread, "os.pread"),
                     (os_write, "os.write"), (os_pwrite, "os.pwrite"),
