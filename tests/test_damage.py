@@ -272,6 +272,48 @@ def test_a_fail_stop_that_says_why_is_not_broken_but_a_silent_one_is(code: Any) 
         "retrying the failed call raised TimeoutError")
 
 
+class _Sink:
+    """Its close marks it closed first, as io's and zipfile's do: closing again is a no-op."""
+
+    frames: list[Any] = []
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.closed = path, False
+
+    def close(self) -> None:
+        _Sink.frames.append(sys._getframe())
+        if self.closed:
+            return
+        self.closed = True
+        raise OSError(5, "Input/output error")  # the trailer was never written
+
+    def flush(self) -> None:
+        _Sink.frames.append(sys._getframe())
+        if self.closed:
+            return
+        self.closed = True
+        raise OSError(5, "Input/output error")
+
+
+def test_a_close_whose_retry_does_nothing_follows_the_convention(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("head")
+    for method in ("close", "flush"):
+        sink = _Sink(out)
+        with pytest.raises(OSError):
+            getattr(sink, method)()
+        report = probe.retry(_Sink.frames[-1], damage.Places(written=(str(out),)), timeout=10)
+        assert report["returned"] == "None" and len(report["files"]) == 1
+        assert report.get("release") is (True if method == "close" else None)
+    clean = {k: "sha1:100:0" for k in report["files"]}  # the clean close wrote the trailer
+    # the same silent no-op from another call (flush) lost data; from close it is the rule
+    assert probe.verdict(report, None, clean) is not None
+    assert probe.verdict(dict(report, release=True), None, clean) is None
+    assert probe.verdict({"raised": "ValueError: I/O operation on closed file",
+                          "programming": False, "reports": False, "release": True, "files": {}},
+                         None, clean) is not None
+
+
 class _Loaded:
     """Fails its first construction; a second ``__init__`` on one instance is refused."""
 

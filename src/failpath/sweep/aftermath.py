@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from types import FrameType
@@ -69,6 +70,10 @@ class Aftermath:
         # and the state of the run's files before that operation
         self.calls: dict[int, tuple[tuple[int, ...], dict[str, tuple[int, ...] | None]]] = {}
         self.at_call_start: dict[str, str] = {}  # at the fault: what the failing call began with
+        # per thread: the project call of the last armed operation, and the fds open when
+        # it began; at the fault, those still held by others than the failing call's object
+        self.call_fds: dict[int, tuple[tuple[int, ...], oracles.FdIds]] = {}
+        self.held_before: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -79,6 +84,7 @@ class Aftermath:
         """A test run starts: forget the last one's digests; track writes when asked."""
         self.before, self.facts, self.tracking = {}, None, tracking
         self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
+        self.call_fds, self.held_before = {}, Counter()
 
     def _call_key(self, frame: FrameType | None) -> tuple[int, ...] | None:
         """Which project call this is, without holding its frame (that would keep its
@@ -95,15 +101,34 @@ class Aftermath:
         return (id(found), id(found.f_code), id(caller),
                 caller.f_lasti if caller is not None else -1)
 
+    def _releasing(self, frame: FrameType | None) -> Any:
+        """The object a project frame on the failing call's stack was releasing (the first
+        argument of its ``close``, ``release``, ``__exit__``, ...), or None."""
+        end = boundary.find(frame, self.scope)
+        while frame is not None and end is not None:
+            code = frame.f_code
+            if code.co_argcount and boundary.RELEASE.match(code.co_name) \
+                    and self.scope.kind(code.co_filename) == "project":
+                return frame.f_locals.get(code.co_varnames[0])
+            if frame is end:
+                break
+            frame = frame.f_back
+        return None
+
     def note_hit(self, cls: str, frame: FrameType | None) -> None:
         """Before an armed operation of the run: the first one of a project call that can
         change a file takes the state (inode, size, times) of the files the run wrote."""
-        if not self.tracking or cls in LOOKS_ONLY:
+        if not self.tracking:
             return
         key = self._call_key(frame)
         if key is None:
             return
         thread = threading.get_ident()
+        if self.call_fds.get(thread, ((),))[0] != key:
+            with bypass():
+                self.call_fds[thread] = (key, oracles.fd_identities())
+        if cls in LOOKS_ONLY:
+            return
         last = self.calls.get(thread)
         if last is None or last[0] != key:
             with bypass():
@@ -127,6 +152,8 @@ class Aftermath:
 
         With ``frame``, also what the failing call's files held when it began: those it
         has not changed yet hold it now. A file left that way was never torn by the call.
+        And the fds others held when it began (``held_before``: not its leaks when the
+        error aborts the test, see :func:`oracles.held_from_before`).
         """
         self.at_fault = frozenset(self.written())
         with bypass():
@@ -134,9 +161,13 @@ class Aftermath:
             if frame is None or not self.tracking:
                 return
             key = self._call_key(frame)
-            last = self.calls.get(threading.get_ident())
+            thread = threading.get_ident()
+            last = self.calls.get(thread)
             if key is None:
                 return
+            fds = self.call_fds.get(thread)
+            if fds is not None and fds[0] == key:
+                self.held_before = oracles.held_from_before(fds[1], self._releasing(frame))
             if last is None or last[0] != key:  # nothing in this call could change a file
                 unchanged = list(self.at_fault)
             else:  # the same call (or one whose frame it reuses): what it has not changed

@@ -12,6 +12,7 @@ tracer leaves alone), only while some boundary is awaited.
 from __future__ import annotations
 
 import dis
+import re
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -22,6 +23,12 @@ from failpath.sweep.evidence import Scope
 _RETURNS = frozenset(op for op in ("RETURN_VALUE", "RETURN_CONST") if op in dis.opmap)
 _RETURN_OPS = frozenset(dis.opmap[op] for op in _RETURNS)
 _YIELD_OPS = frozenset(dis.opmap[op] for op in ("YIELD_VALUE",) if op in dis.opmap)
+
+
+#: The names of functions that release what their object holds (``close``, ``_release``,
+#: ``__exit__``, ``shutdown``, ...).
+RELEASE = re.compile(r"_*(a?close|release|unlock|shutdown|cleanup|dispose|disconnect"
+                     r"|terminate|finali[sz]e|stop|exit|del)(_|$)")
 
 
 def find(frame: FrameType | None, scope: Scope) -> FrameType | None:

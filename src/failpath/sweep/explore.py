@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FrameType
@@ -959,6 +960,8 @@ class Agent:
                                       ignored + (more_ignored or []))
         if status == "passed":  # a failed test's own cleanup of its temp files was skipped
             delta.temps = self._temp_leftovers()
+        else:  # and so was its release of what others held before the failing call
+            delta.fds = dict(Counter(delta.fds) - self.aftermath.held_before)
         return oracles.leaks(delta, clean, released=child.released)
 
     def _covered_lines(self) -> dict[str, list[int]]:

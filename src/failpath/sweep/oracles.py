@@ -104,6 +104,96 @@ class Delta:
                    list(data.get("resource_warnings", [])), list(data.get("unraisable", [])))
 
 
+FdIds = dict[int, tuple[int, int]]
+
+
+def fd_identities() -> FdIds:
+    """Which file each open fd is (device, inode): one listing and an ``fstat`` per fd."""
+    out: FdIds = {}
+    for fd in open_fds():
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # the listing's own fd, closed meanwhile
+        out[fd] = (st.st_dev, st.st_ino)
+    return out
+
+
+def held_from_before(start: FdIds, releasing: Any) -> Counter[str]:
+    """The fds open when the failing call began that still are the same files, and are not
+    the ones it was releasing: by target, as :class:`Resources` counts them.
+
+    Whoever held them before the call (the test, an object of an earlier call) still does;
+    when the injected error aborts the test, its release of them (``lock.release()`` after
+    the failing ``other.acquire()``, ``store.close()`` after the failing ``store.put()``)
+    never runs. That is the test's skipped cleanup, not a leak of the failing call. The
+    fds of the object the call was releasing (``releasing``: ``self.fd``, ``self._file``,
+    one object deep) stay suspects: a failed ``close()`` may well have leaked them.
+    """
+    now = fd_identities()
+    own = _fds_of(releasing) if releasing is not None else set()
+    out: Counter[str] = Counter()
+    for fd, ident in start.items():
+        if now.get(fd) != ident or fd in own:
+            continue
+        try:
+            out[_normal_target(os.readlink(f"/proc/self/fd/{fd}"))] += 1
+        except OSError:
+            continue  # closed between the listing and the readlink: not held
+    return out
+
+
+def _fds_of(obj: Any, depth: int = 2, limit: int = 256) -> set[int]:
+    """The fds ``obj`` holds in its attributes (ints, stdlib files and sockets), following
+    attribute values and containers ``depth`` levels, without running its code."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    level = [obj]
+    for _ in range(depth + 1):
+        nxt: list[Any] = []
+        for o in level:
+            if id(o) in seen or len(seen) >= limit or o is None:
+                continue
+            seen.add(id(o))
+            if isinstance(o, int) and not isinstance(o, bool):
+                found.add(o)
+            elif isinstance(o, io.IOBase) or type(o).__module__ == "socket":
+                fileno = _plain_fileno(o)
+                if fileno is not None:
+                    found.add(fileno)
+            elif isinstance(o, (list, tuple, set, frozenset)):
+                nxt.extend(list(o)[:64])
+            elif isinstance(o, dict):
+                nxt.extend(list(o.values())[:64])
+            elif not isinstance(o, _OPAQUE):
+                nxt.extend(_attribute_values(o))
+        level = nxt
+    return found
+
+
+def _plain_fileno(f: Any) -> int | None:
+    try:
+        return int(f.fileno())
+    except (OSError, ValueError, TypeError):  # closed, detached or not a real fd: holds none
+        return None
+
+
+def _attribute_values(o: Any) -> list[Any]:
+    """``o``'s instance attributes (``__dict__`` and slots), read past any ``__getattr__``."""
+    try:
+        attrs = dict(object.__getattribute__(o, "__dict__"))
+    except (AttributeError, TypeError):
+        attrs = {}  # no __dict__: only slots, if any
+    for cls in type(o).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            try:
+                attrs[name] = object.__getattribute__(o, name)
+            except AttributeError:
+                continue  # an unset slot holds nothing
+    return list(attrs.values())
+
+
 def leaks(run: Delta, clean: Delta, released: str | None = None) -> list[str]:
     """What ``run`` left behind that the clean run of the same test did not.
 

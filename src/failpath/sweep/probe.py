@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any
 
 from failpath.stdlib._real import os
-from failpath.sweep import channel, damage, isolation, lifeline
+from failpath.sweep import boundary, channel, damage, isolation, lifeline
 
 #: A frame's code flags: a generator, coroutine or async generator is never re-called.
 _NOT_CALLABLE_AGAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -125,8 +125,9 @@ def retry(frame: FrameType, places: damage.Places, timeout: float,
     """Make the call running in ``frame`` again, in a grandchild; what it did.
 
     Returns ``{"skipped": why}``, or ``{"raised": text}`` / ``{"returned": plain or None}``
-    with ``files`` (the listing after it), or ``{"hung": seconds}``. The files the retry
-    wrote are restored before this returns.
+    with ``files`` (the listing after it), or ``{"hung": seconds}``, and ``release`` when
+    the call is a close (``boundary.RELEASE``). The files the retry wrote are restored
+    before this returns.
 
     ``is_project`` (a file name test): when the project's own code asks for its process
     id during the retry, the retry is skipped as evidence. Code that checks its pid
@@ -157,6 +158,8 @@ def retry(frame: FrameType, places: damage.Places, timeout: float,
         isolation.restore_offsets(snap)
         isolation.restore(snap, created=made)
         isolation.discard(snap)
+    if boundary.RELEASE.match(frame.f_code.co_name):
+        report["release"] = True
     return report
 
 
@@ -258,6 +261,12 @@ def verdict(probe: dict[str, Any] | None, clean_value: str | None,
             return None
         return (f"retrying the failed call raised {probe['raised']}: the failure left the "
                 "object broken for the next call")
+    if probe.get("release"):
+        # A close (release, __exit__) that raised has released what it could: by Python's
+        # convention (io's close, zipfile's) closing again does nothing and returns. That
+        # it wrote nothing more is the convention, not data the retry silently dropped;
+        # the error the caller got already said the close failed.
+        return None
     got = probe.get("returned")
     repeatable = clean_again is None or clean_again.get("returned") == clean_value
     if got is not None and clean_value is not None and got != clean_value and repeatable:

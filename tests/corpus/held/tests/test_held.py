@@ -1,5 +1,5 @@
 import pytest
-from held.store import Archive, Store
+from held.store import Archive, FdLock, Store
 
 
 def test_store_closed_by_the_test(tmp_path):
@@ -27,3 +27,13 @@ def test_half_built_archive(tmp_path):
     archive = Archive(str(tmp_path / "z.zip"), str(index))
     assert archive.names == ["a", "b"]
     archive.close()
+
+
+def test_second_lock_is_refused(tmp_path):
+    path = str(tmp_path / "lock")
+    first = FdLock(path)
+    first.acquire()
+    second = FdLock(path)
+    with pytest.raises(BlockingIOError):  # any other error aborts the test: first stays held
+        second.acquire()
+    first.release()

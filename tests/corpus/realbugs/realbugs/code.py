@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 
@@ -82,3 +83,18 @@ def compute_in_thread(path: str) -> str:
 
     threading.Thread(target=work, daemon=True).start()
     return results.get()
+
+
+class Journal:
+    """An append-only journal on a raw fd: close() syncs first, and a failed sync skips the
+    close, so the fd stays open for the life of the process."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def append(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)

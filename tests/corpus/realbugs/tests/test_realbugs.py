@@ -46,3 +46,9 @@ def test_thread(tmp_path):
     path = tmp_path / "in"
     path.write_text("data")
     assert code.compute_in_thread(str(path)) == "data"
+
+
+def test_journal_close(tmp_path):
+    journal = code.Journal(str(tmp_path / "journal"))
+    journal.append(b"entry\n")
+    journal.close()

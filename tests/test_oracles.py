@@ -1,0 +1,96 @@
+"""The leak oracles' rule for what was held before the failing call began."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from failpath.sweep import oracles
+
+
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[list[int]]:
+    fds: list[int] = []
+    yield fds
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            continue  # the test closed it itself
+
+
+def _open(path: Path, fds: list[int]) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fds.append(fd)
+    return fd
+
+
+def test_what_others_held_when_the_call_began_is_set_apart(tmp_path: Path,
+                                                           opened: list[int]) -> None:
+    held = _open(tmp_path / "held-by-the-test", opened)
+    start = oracles.fd_identities()
+    _open(tmp_path / "opened-by-the-call", opened)
+    found = oracles.held_from_before(start, None)
+    assert found[str(tmp_path / "held-by-the-test")] == 1
+    assert str(tmp_path / "opened-by-the-call") not in found
+    os.close(held)
+    assert str(tmp_path / "held-by-the-test") not in oracles.held_from_before(start, None)
+
+
+def test_a_number_reused_for_another_file_is_not_what_was_held(tmp_path: Path,
+                                                               opened: list[int]) -> None:
+    fd = _open(tmp_path / "first", opened)
+    start = oracles.fd_identities()
+    os.close(fd)
+    again = _open(tmp_path / "second", opened)
+    assert again == fd  # the lowest free number
+    assert oracles.held_from_before(start, None) == oracles.held_from_before(
+        {k: v for k, v in start.items() if k != fd}, None)
+
+
+@dataclass
+class _Context:
+    lock_fd: int | None
+
+
+class _Lock:
+    def __init__(self, fd: int) -> None:
+        self._context = _Context(fd)
+
+
+class _Slotted:
+    __slots__ = ("file",)
+
+    def __init__(self, file: object) -> None:
+        self.file = file
+
+
+def test_the_fds_of_what_the_call_releases_stay_suspects(tmp_path: Path,
+                                                         opened: list[int]) -> None:
+    raw = _open(tmp_path / "raw", opened)
+    other = _open(tmp_path / "other", opened)
+    with open(tmp_path / "buffered", "w") as fh:
+        start = oracles.fd_identities()
+        found = oracles.held_from_before(start, _Lock(raw))  # an attribute of an attribute
+        assert str(tmp_path / "raw") not in found
+        assert found[str(tmp_path / "other")] == 1
+        found = oracles.held_from_before(start, _Slotted(fh))  # a file in a slot
+        assert str(tmp_path / "buffered") not in found
+        assert str(tmp_path / "raw") in found
+    assert other in oracles.fd_identities()
+
+
+class _Lazy:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the project's __getattr__ ran for {name}")
+
+
+def test_finding_an_objects_fds_runs_none_of_its_code(tmp_path: Path,
+                                                      opened: list[int]) -> None:
+    _open(tmp_path / "f", opened)
+    start = oracles.fd_identities()
+    assert oracles.held_from_before(start, _Lazy())[str(tmp_path / "f")] == 1
