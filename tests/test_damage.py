@@ -92,6 +92,15 @@ class StoreTestCases:
         return api(store, fail)
     def test_direct(self, where):
         return where()
+    def _test_helper(self, store, fail):
+        return api(store, fail)
+    def assert_put(self, where):
+        return where()
+
+class Testament:
+    """Not a test class: a name that only begins with the word."""
+    def read(self, where):
+        return where()
 '''
 
 
@@ -170,6 +179,25 @@ def test_an_existing_file_left_neither_old_nor_new_is_torn() -> None:
                         made={"idx"}).torn == ()  # a timestamp differs between runs
 
 
+def test_an_append_cut_short_kept_what_the_file_held_and_is_not_torn(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("abc")
+    before = damage.digest(str(log))
+    with open(log, "a") as fh:
+        fh.write("d")  # a short append: one byte of "def" reached the file
+    assert damage.still_begins_with(str(log), before)
+    half = damage.digest(str(log))
+    assert damage.judge({"log": half}, {"log": "sha1:6:fff"}, {"log": before}, made={"log"},
+                        kept={"log"}).torn == ()
+    assert len(damage.judge({"log": half}, {"log": "sha1:6:fff"}, {"log": before},
+                            made={"log"}).torn) == 1
+    log.write_text("abd!")  # rewritten in place: the old content is gone, though it grew
+    assert not damage.still_begins_with(str(log), before)
+    log.write_text("ab")  # truncated
+    assert not damage.still_begins_with(str(log), before)
+    assert not damage.still_begins_with(str(tmp_path / "gone"), before)
+
+
 # -- the boundary ---------------------------------------------------------------------------
 def test_the_boundary_is_the_outermost_project_frame_and_its_end_is_seen(code: Any) -> None:
     seen: list[tuple[str, Any]] = []
@@ -201,6 +229,13 @@ def test_test_code_in_the_package_is_not_a_boundary(code: Any) -> None:
     assert code.StoreTestCases().test_put(Probe(), None) == "api"  # not the test method
     assert code.StoreTestCases().test_direct(
         lambda: boundary.find(sys._getframe(1), code.SCOPE)) is None
+    # a test's helper and a test class's other methods are test code too
+    assert code.StoreTestCases()._test_helper(Probe(), None) == "api"
+    where = code.Testament().read(lambda: boundary.find(sys._getframe(1), code.SCOPE))
+    assert where is not None and where.f_code.co_name == "read"
+    if sys.version_info >= (3, 11):  # the class is known from co_qualname
+        assert code.StoreTestCases().assert_put(
+            lambda: boundary.find(sys._getframe(1), code.SCOPE)) is None
 
 
 # -- the probe ------------------------------------------------------------------------------

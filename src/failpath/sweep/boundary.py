@@ -15,7 +15,7 @@ import dis
 import re
 import sys
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from failpath.sweep.evidence import Scope
@@ -40,7 +40,7 @@ def find(frame: FrameType | None, scope: Scope) -> FrameType | None:
     found = None
     while frame is not None:
         kind = scope.kind(frame.f_code.co_filename)
-        if kind == "project" and _is_test_code(frame.f_code.co_name):
+        if kind == "project" and _is_test_code(frame.f_code):
             break  # test code shipped in the package (a TestCases mixin): not a call of it
         if kind == "project":
             found = frame
@@ -56,9 +56,22 @@ _FIXTURES = frozenset({"setUp", "tearDown", "setUpClass", "tearDownClass", "setu
                        "asyncTearDown"})
 
 
-def _is_test_code(name: str) -> bool:
-    """A function pytest or unittest would run as a test or its fixture (by its name)."""
-    return name.startswith("test") or name in _FIXTURES
+#: A class of test cases by its name (``TestFoo``, ``FooTests``, ``FSTestCases``): a mixin
+#: of test methods a package ships for its own and its users' suites.
+_TEST_CLASS = re.compile(r"(^|\.)(Test(?=[A-Z_0-9.])\w*|\w*Tests?|\w*TestCases?)\.[^.<]+$")
+_test_code: dict[CodeType, bool] = {}
+
+
+def _is_test_code(code: CodeType) -> bool:
+    """A function pytest or unittest would run as a test or its fixture, or a helper of
+    one (``_test_move_file``), or any method of a test-case class (its ``assert_text``)."""
+    found = _test_code.get(code)
+    if found is None:
+        name = code.co_name
+        qualname = getattr(code, "co_qualname", name)  # Python 3.11+
+        found = _test_code[code] = (name.lstrip("_").startswith("test") or name in _FIXTURES
+                                    or bool(_TEST_CLASS.search(qualname)))
+    return found
 
 
 def how_it_ended(frame: FrameType) -> str:
