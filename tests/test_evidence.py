@@ -167,6 +167,21 @@ def test_an_assertion_that_quotes_the_error_mentions_it(project: Any) -> None:
     assert not exc_facts(AssertionError("assert 'a' == 'b'"), exc, scope).mentions_injected
 
 
+class _BulkFailed(Exception):
+    def __init__(self, errors: list[BaseException]) -> None:
+        super().__init__("One or more copy operations failed (see errors attribute)")
+        self.errors = errors
+
+
+def test_an_error_that_carries_the_injected_one_mentions_it(project: Any) -> None:
+    # what worker threads collected, raised in the caller's thread: no chain, no text
+    scope, store, _ = project
+    exc = injected()
+    assert exc_facts(_BulkFailed([exc]), exc, scope).mentions_injected
+    assert exc_facts(RuntimeError("copy failed", exc), exc, scope).mentions_injected
+    assert not exc_facts(_BulkFailed([injected()]), exc, scope).mentions_injected
+
+
 def test_a_doctest_failure_is_read_through_to_the_error_it_wraps(project: Any) -> None:
     scope, store, _ = project
     exc = injected()

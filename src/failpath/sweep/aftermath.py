@@ -74,6 +74,7 @@ class Aftermath:
         # it began; at the fault, those still held by others than the failing call's object
         self.call_fds: dict[int, tuple[tuple[int, ...], oracles.FdIds]] = {}
         self.held_before: Counter[str] = Counter()
+        self.sizes_at_call_start: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -84,22 +85,35 @@ class Aftermath:
         """A test run starts: forget the last one's digests; track writes when asked."""
         self.before, self.facts, self.tracking = {}, None, tracking
         self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
-        self.call_fds, self.held_before = {}, Counter()
+        self.call_fds, self.held_before, self.sizes_at_call_start = {}, Counter(), {}
 
     def _call_key(self, frame: FrameType | None) -> tuple[int, ...] | None:
         """Which project call this is, without holding its frame (that would keep its
         locals alive). A generator's frame lives as long as the generator; a function's
         may be reused by the next call, so its caller's frame and position are part of
         the key too. Two calls from one line in a loop share a key: the later one then
-        compares with the earlier one's start, which only keeps more files suspect."""
+        compares with the earlier one's start, which only keeps more files suspect.
+        The last item is where the call is now (its frame's ``f_lasti``), not part of
+        which call it is: see :meth:`_new_fd_call`."""
         found = boundary.find(frame, self.scope)
         if found is None:
             return None
         if found.f_code.co_flags & _RESUMABLE:
-            return (id(found), id(found.f_code))
+            return (id(found), id(found.f_code), found.f_lasti)
         caller = found.f_back
         return (id(found), id(found.f_code), id(caller),
-                caller.f_lasti if caller is not None else -1)
+                caller.f_lasti if caller is not None else -1, found.f_lasti)
+
+    def _new_fd_call(self, thread: int, key: tuple[int, ...]) -> bool:
+        """Whether ``key`` begins another call than the one whose fds were taken last.
+
+        Besides another key, a position before the last one seen in the same frame: an
+        executor thread runs each task's call in a frame at the same address, from a
+        caller at the same address, so only going back says that a new call began (or a
+        loop in the call went round: its earlier rounds' fds then count as held before,
+        which only keeps fewer suspects when the test failed)."""
+        last = self.call_fds.get(thread)
+        return last is None or last[0][:-1] != key[:-1] or key[-1] < last[0][-1]
 
     def _releasing(self, frame: FrameType | None) -> Any:
         """The object a project frame on the failing call's stack was releasing (the first
@@ -124,9 +138,12 @@ class Aftermath:
         if key is None:
             return
         thread = threading.get_ident()
-        if self.call_fds.get(thread, ((),))[0] != key:
+        if self._new_fd_call(thread, key):
             with bypass():
                 self.call_fds[thread] = (key, oracles.fd_identities())
+        else:
+            self.call_fds[thread] = (key, self.call_fds[thread][1])
+        key = key[:-1]
         if cls in LOOKS_ONLY:
             return
         last = self.calls.get(thread)
@@ -166,12 +183,14 @@ class Aftermath:
             if key is None:
                 return
             fds = self.call_fds.get(thread)
-            if fds is not None and fds[0] == key:
+            if fds is not None and fds[0][:-1] == key[:-1]:
                 self.held_before = oracles.held_from_before(fds[1], self._releasing(frame))
+            key = key[:-1]
             if last is None or last[0] != key:  # nothing in this call could change a file
                 unchanged = list(self.at_fault)
             else:  # the same call (or one whose frame it reuses): what it has not changed
                 unchanged = [p for p, st in last[1].items() if _stat_key(p) == st]
+                self.sizes_at_call_start = {p: st[1] for p, st in last[1].items() if st}
             self.at_call_start = {p: damage.digest(p) for p in unchanged}
 
     def note_write(self, path: str) -> None:
@@ -191,8 +210,13 @@ class Aftermath:
         places = self.places(extra)
         before = {places.key(p): d for p, d in self.before.items()}
         later = sorted(places.key(p) for p in self.written() - self.at_fault)
+        # an append cut short: the file was as the run found it when the failing call
+        # began (its size then), and still begins with all of that
+        kept = sorted(places.key(p) for p, d in self.before.items()
+                      if self.sizes_at_call_start.get(p, -1) == damage.size_of(d)
+                      and damage.still_begins_with(p, d))
         return {"how": how, "listing": damage.listing(places), "places": asdict(places),
-                "before": before,
+                "before": before, "kept": kept,
                 "call_start": {places.key(p): d for p, d in self.at_call_start.items()},
                 "value": probe.plain(value) if how == "returned" else None,
                 "made_before": sorted(places.key(p) for p in self.at_fault),
@@ -341,7 +365,7 @@ def findings(faulted: Facts | None, clean: Facts | None, released: str | None
     clean_here.update({mine: clean_listing[theirs] for mine, theirs in twins.items()})
     found = damage.judge(faulted["listing"], clean_here, faulted.get("before", {}),
                          released, places, set(faulted.get("made_before", ())),
-                         faulted.get("call_start", {}))
+                         faulted.get("call_start", {}), set(faulted.get("kept", ())))
     after = set(faulted.get("made_after", ())) - set(faulted.get("made_before", ()))
     # an orphan is already the finding: the retry finding it still there is the same one
     left = {k for k in faulted["listing"] if any(o.startswith(f"file left: {k} (")

@@ -108,7 +108,8 @@ def _reported(ev: Evidence, final: ExcFacts) -> Verdict | None:
     if final.names_caught_error:
         return "propagated", "the test asserted on the injected error it caught"
     if final.mentions_injected:
-        return "reported", "the test's failure quotes the injected error: it was told"
+        return "reported", ("the test's failure quotes or carries the injected error: it "
+                            "was told")
     catch = ev.catch
     if catch is None:
         return None

@@ -68,6 +68,22 @@ def digest(path: str) -> str:
     return f"sha1:{st.st_size}:{h.hexdigest()[:16]}"
 
 
+def still_begins_with(path: str, before: str) -> bool:
+    """True when the file at ``path`` grew past the content digest ``before`` and still
+    begins with exactly that content: an append's tail was added, nothing it held lost."""
+    size = size_of(before)
+    if size is None or size > MAX_READ:
+        return False
+    try:
+        if os.lstat(path).st_size <= size:
+            return False
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+    except OSError:
+        return False  # gone or unreadable: nothing shows it was kept
+    return before == f"sha1:{size}:{hashlib.sha1(head).hexdigest()[:16]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Places:
     """Which directories to list and how to name the test's own tmp dirs.
@@ -183,8 +199,8 @@ class Findings:
 
 def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
           released: str | None = None, places: Places | None = None,
-          made: set[str] | None = None, call_start: dict[str, str] | None = None
-          ) -> Findings:
+          made: set[str] | None = None, call_start: dict[str, str] | None = None,
+          kept: set[str] | None = None) -> Findings:
     """Compare the faulted run's files with the clean run's at the same moment.
 
     Args:
@@ -202,8 +218,11 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
         call_start: by key, what files held when the failing call began (those it had
             not changed by the fault). A file still holding that was not torn by the call:
             an earlier call of the test left it so, complete.
+        kept: the keys of files that still begin with all they held before and only grew
+            (:func:`still_begins_with`): an append cut short lost none of the file's data,
+            and no append is atomic; not torn.
     """
-    call_start = call_start or {}
+    call_start, kept = call_start or {}, kept or set()
     gone = places.key(released) if places is not None and released else released
     orphans, torn = [], []
     paired = _renamed(faulted, clean)
@@ -218,7 +237,7 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
         elif size_of(got) != size_of(want) and want not in ("dir", "special") \
                 and before.get(key, "missing") not in ("missing", got) \
                 and call_start.get(key) != got and (made is None or key in made) \
-                and not _journaled(key, faulted):
+                and key not in kept and not _journaled(key, faulted):
             torn.append(f"torn: {key} is {_size(got)}, neither what it held before "
                         f"({_size(before[key])}) nor the clean run's ({_size(want)})")
     return Findings(tuple(orphans), tuple(torn))

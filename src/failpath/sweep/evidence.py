@@ -203,14 +203,31 @@ def hides_kind(final: BaseException, injected: BaseException | None) -> bool:
 
 
 def mentions(final: BaseException, injected: BaseException | None) -> bool:
-    """Whether ``final``'s message quotes the injected error (its text or strerror)."""
+    """Whether ``final``'s message quotes the injected error (its text or strerror), or
+    ``final`` carries it: in its arguments or attributes, or in a list of them there (a
+    ``BulkCopyFailed(errors)`` raised for what worker threads collected)."""
     if injected is None or final is injected:
         return False
+    if _carries(final, injected):
+        return True
     text = str(final)
     needles = [describe(injected).split(": ", 1)[-1]]
     if isinstance(injected, OSError) and injected.strerror:
         needles.append(injected.strerror)
     return any(n and len(n) > 3 and n in text for n in needles)
+
+
+def _carries(final: BaseException, injected: BaseException) -> bool:
+    try:
+        attrs = list(object.__getattribute__(final, "__dict__").values())
+    except AttributeError:
+        attrs = []  # a built-in exception without instance attributes
+    for value in [*final.args, *attrs]:
+        if value is injected:
+            return True
+        if isinstance(value, (list, tuple)) and any(v is injected for v in value[:1000]):
+            return True
+    return False
 
 
 def names_caught_error(final: BaseException, injected: BaseException | None) -> bool:

@@ -93,3 +93,10 @@ def read_patiently(path: str) -> str:
                 return fh.read()
         except OSError:
             time.sleep(0.01)
+
+
+def append_line(path: str, text: str) -> None:
+    """Appends a line: a write cut short leaves a partial last line after all the file
+    held, which no append can avoid (and the error says so)."""
+    with open(path, "a") as fh:
+        fh.write(text + "\n")

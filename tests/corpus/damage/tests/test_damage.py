@@ -1,5 +1,5 @@
 import pytest
-from damage.store import Journal, Store, checked_copy, read_patiently
+from damage.store import Journal, Store, append_line, checked_copy, read_patiently
 
 
 def test_put_and_overwrite(tmp_path):
@@ -29,3 +29,11 @@ def test_copy_refuses_empty(tmp_path):
 def test_patience(tmp_path):
     (tmp_path / "f").write_text("x")
     assert read_patiently(str(tmp_path / "f")) == "x"
+
+
+def test_append_log(tmp_path):
+    path = str(tmp_path / "log")
+    append_line(path, "first entry")
+    append_line(path, "second entry")
+    with open(path) as fh:
+        assert fh.read().splitlines() == ["first entry", "second entry"]

@@ -1,3 +1,5 @@
+import concurrent.futures
+
 import pytest
 from held.store import Archive, FdLock, Store
 
@@ -37,3 +39,14 @@ def test_second_lock_is_refused(tmp_path):
     with pytest.raises(BlockingIOError):  # any other error aborts the test: first stays held
         second.acquire()
     first.release()
+
+
+def test_second_lock_is_refused_in_an_executor(tmp_path):
+    # as asyncio's run_in_executor runs it: each call in the same worker thread
+    path = str(tmp_path / "lock")
+    first, second = FdLock(path), FdLock(path)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(first.acquire).result()
+        with pytest.raises(BlockingIOError):
+            pool.submit(second.acquire).result()
+        pool.submit(first.release).result()
