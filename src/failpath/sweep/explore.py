@@ -27,7 +27,16 @@ from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit, make_error, mark
 from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
-from failpath.sweep import channel, children, damage, evidence, isolation, lifeline, oracles
+from failpath.sweep import (
+    channel,
+    children,
+    damage,
+    evidence,
+    isolation,
+    lifeline,
+    oracles,
+    procstat,
+)
 from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
 from failpath.sweep.evidence import describe
@@ -44,6 +53,9 @@ except ImportError:  # pragma: no cover - not POSIX
 OUTPUT_LIMIT = 4000
 #: Seconds a subprocess unit may take to start and collect before its own timeout begins.
 STARTUP_ALLOWANCE = 60.0
+#: How many times a unit that is starved of the CPU at its deadline gets its timeout again
+#: (sweep/procstat.py): on a busy machine a slow unit is not a hung one.
+MAX_EXTENSIONS = 2
 # pytest's own temporary area (every session's basetemp lives below it).
 _PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
 
@@ -597,10 +609,15 @@ class Agent:
         result: dict[str, Any] | None = None
         status: int | None = None
         exited_at: float | None = None
+        extended = 0
         try:
             while result is None:
                 now = time.perf_counter()
                 if now >= deadline:
+                    if extended < MAX_EXTENSIONS and status is None and procstat.starved(pid):
+                        extended += 1  # slow on a busy machine, not stuck: more time
+                        deadline = time.perf_counter() + timeout
+                        continue
                     break
                 for message in reader.wait(min(0.05, deadline - now)):
                     if message.get("type") == "ready":
@@ -630,8 +647,9 @@ class Agent:
             result["duration_s"] = duration
             return result
         died = Evidence(fired=True, status="hung" if hung else "crashed",
-                        exit=(f"killed after the {timeout:.1f}s unit timeout" if hung
-                              else describe_status(status)))
+                        exit=(f"killed after the {timeout:.1f}s unit timeout"
+                              + (f" ({extended + 1} times: it was starved of the CPU before)"
+                                 if extended else "") if hung else describe_status(status)))
         return classify(died, strategy).with_(duration_s=duration).to_json()
 
     # -- reporting ---------------------------------------------------------------------

@@ -194,7 +194,8 @@ def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]
             asked.append(caller)
         return real_getpid()
 
-    shared_os.getpid = getpid  # this grandchild only: it exits after the report
+    if is_project is not None:  # this grandchild only: it exits after the report
+        shared_os.getpid = getpid
     out: dict[str, Any]
     try:
         value = fn(*call[0], **call[1])
