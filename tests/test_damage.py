@@ -610,3 +610,26 @@ def test_an_sqlite_database_with_its_journal_beside_it_is_not_torn() -> None:
     empty = {"test.db": HALF, "test.db-journal": "sha1:0:da39a3ee5e6b4b0d"}  # not hot
     assert len(damage.judge(empty, {"test.db": NEW}, {"test.db": OLD},
                             made={"test.db"}).torn) == 1
+
+
+def test_an_sqlite_database_is_digested_without_its_change_counter(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "test.db"
+    conn = sqlite3.connect(db)
+    conn.execute("create table t (x)")
+    conn.commit()
+    first = damage.digest(str(db))
+    header = db.read_bytes()[:100]
+    conn.execute("insert into t values (1)")
+    conn.rollback()
+    conn.execute("pragma user_version = 0")  # writes a transaction that changes nothing
+    conn.commit()
+    conn.close()
+    assert db.read_bytes()[24:28] != header[24:28]  # SQLite bumped its counter
+    assert damage.digest(str(db)) == first
+    conn = sqlite3.connect(db)
+    conn.execute("insert into t values (1)")
+    conn.commit()
+    conn.close()
+    assert damage.digest(str(db)) != first

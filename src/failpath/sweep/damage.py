@@ -58,14 +58,26 @@ def digest(path: str) -> str:
     try:
         with open(path, "rb") as fh:
             if st.st_size <= MAX_READ:
-                h.update(fh.read())
+                h.update(_without_counters(fh.read()))
             else:
-                h.update(fh.read(MAX_READ // 2))
+                h.update(_without_counters(fh.read(MAX_READ // 2)))
                 fh.seek(-(MAX_READ // 2), os.SEEK_END)
                 h.update(fh.read())
     except OSError:
         return f"unreadable:{st.st_size}"
     return f"sha1:{st.st_size}:{h.hexdigest()[:16]}"
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _without_counters(data: bytes) -> bytes:
+    """An SQLite database's bytes without its header's file change counter and
+    version-valid-for number (offsets 24 and 92): a transaction that was rolled back, or
+    that changed nothing, still bumps them, and they are no content of the database."""
+    if len(data) < 100 or not data.startswith(_SQLITE_MAGIC):
+        return data
+    return data[:24] + bytes(4) + data[28:92] + bytes(4) + data[96:]
 
 
 def still_begins_with(path: str, before: str) -> bool:
