@@ -128,6 +128,17 @@ def test_a_test_checking_that_the_file_a_failed_unlink_was_to_delete_is_gone() -
                    released="/tmp/d/tmpzz99") == "mishandled"
     assert outcome(status="failed", final=fail(text=text), catch=catch, release=True,
                    released="/tmp/d/ab12") == "mishandled"
+    # the name only in the failing assertion's source, as pytest's traceback shows it
+    tb = ('Traceback (most recent call last):\n  File "/s/safer.py", line 685, in close\n'
+          "    self._failure()\n  File \"/t/test_writer.py\", line 286, in test_partial\n"
+          "    assert Path('scratch').exists() is not delete_failures\n"
+          "AssertionError: assert True is not True\n"
+          " +    where PosixPath('scratch') = Path('scratch')\n")
+    plain = fail(text="AssertionError: assert True is not True", traceback=tb)
+    assert outcome(status="failed", final=plain, catch=catch, release=True,
+                   released="/tmp/d/scratch") == "swallowed"
+    assert outcome(status="failed", final=plain, catch=catch, release=True,
+                   released="/tmp/d/safer.py") == "mishandled"  # an outer frame's file
 
 
 def test_a_memory_point_failing_with_memory_error_is_propagated() -> None:

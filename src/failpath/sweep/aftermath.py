@@ -211,9 +211,10 @@ class Aftermath:
         before = {places.key(p): d for p, d in self.before.items()}
         later = sorted(places.key(p) for p in self.written() - self.at_fault)
         # an append cut short: the file was as the run found it when the failing call
-        # began (its size then), and still begins with all of that
+        # began (its size then, not empty: a first write into an empty file that stops
+        # short leaves it unreadable), and still begins with all of that
         kept = sorted(places.key(p) for p, d in self.before.items()
-                      if self.sizes_at_call_start.get(p, -1) == damage.size_of(d)
+                      if self.sizes_at_call_start.get(p, 0) == damage.size_of(d) != 0
                       and damage.still_begins_with(p, d))
         return {"how": how, "listing": damage.listing(places), "places": asdict(places),
                 "before": before, "kept": kept,

@@ -127,12 +127,21 @@ def _names(text: str, name: str) -> bool:
     return bool(name) and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
 
 
+def _failing_line(traceback: str | None) -> str:
+    """The innermost frame of a formatted traceback: its source line and what follows (an
+    assertion's explanation, ``where PosixPath('scratch') = Path('scratch')``)."""
+    if not traceback:
+        return ""
+    return traceback.rsplit('\n  File "', 1)[-1].split("\n", 1)[-1]
+
+
 def _wrong_state(ev: Evidence, final: ExcFacts) -> Verdict:
     catch = ev.catch
     if catch is not None and catch.where == "project" and catch.empty and ev.release:
         return "swallowed", (f"a failed release, ignored on purpose at {catch.file}:"
                              f"{catch.line}, left what the test checks for")
-    if ev.released and _names(final.text, os.path.basename(ev.released)):
+    if ev.released and (_names(final.text, os.path.basename(ev.released))
+                        or _names(_failing_line(final.traceback), os.path.basename(ev.released))):
         return "swallowed", (f"the test checks that {os.path.basename(ev.released)} is gone, "
                              "and deleting it was the injected failure")
     if final.via_context:
