@@ -163,6 +163,12 @@ def test_a_file_only_the_faulted_run_made_before_the_fault_is_an_orphan() -> Non
                         made={"d/tmp1"}).orphans == ()  # the failed unlink's own file
 
 
+def test_a_file_that_was_there_when_the_failing_call_began_is_not_its_orphan() -> None:
+    # a failed move leaves its source where it was; the clean run moved it away
+    found = damage.judge({"src/a.txt": NEW}, {}, {}, made={"src/a.txt"}, existed={"src/a.txt"})
+    assert found.orphans == ()
+
+
 def test_the_same_file_under_another_random_name_is_not_an_orphan() -> None:
     found = damage.judge({"d/tmpAB": NEW}, {"d/tmpXY": NEW}, {}, made={"d/tmpAB"})
     assert found.orphans == ()
@@ -555,6 +561,17 @@ def test_a_random_dir_inside_a_random_dir_is_paired_level_by_level() -> None:
     clean = {"/tmp/tC": "dir", "/tmp/tC/tD": "dir", "/tmp/tC/tD/bar": NEW}
     listing, _ = damage.as_faulted_names(faulted, clean, {})
     assert listing == faulted
+
+
+def test_tempfile_dirs_pair_by_their_shape_where_the_runs_made_different_numbers() -> None:
+    # the faulted run made one more scratch dir; the test's own TempFS still pairs
+    faulted = {"/tmp/tmp485v70l0fsTempFS": "dir", "/tmp/tmp485v70l0fsTempFS/f.txt": NEW,
+               "/tmp/tmpaaaaaaaa": "dir", "/tmp/tmpbbbbbbbb": "dir"}
+    clean = {"/tmp/tmpzz_9yx00fsTempFS": "dir", "/tmp/tmpzz_9yx00fsTempFS/f.txt": NEW,
+             "/tmp/tmpcccccccc": "dir"}
+    listing, _ = damage.as_faulted_names(faulted, clean, {})
+    assert listing["/tmp/tmp485v70l0fsTempFS/f.txt"] == NEW
+    assert "/tmp/tmpcccccccc" in listing  # two against one of the plain shape: unpaired
 
 
 def test_a_file_the_failing_call_had_not_changed_is_not_torn(code: Any, tmp_path: Path) -> None:

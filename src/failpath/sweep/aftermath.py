@@ -75,6 +75,7 @@ class Aftermath:
         self.call_fds: dict[int, tuple[tuple[int, ...], oracles.FdIds]] = {}
         self.held_before: Counter[str] = Counter()
         self.sizes_at_call_start: dict[str, int] = {}
+        self.existed_at_call_start: set[str] = set()  # no orphans of the failing call
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -86,6 +87,7 @@ class Aftermath:
         self.before, self.facts, self.tracking = {}, None, tracking
         self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
         self.call_fds, self.held_before, self.sizes_at_call_start = {}, Counter(), {}
+        self.existed_at_call_start = set()
 
     def _call_key(self, frame: FrameType | None) -> tuple[int, ...] | None:
         """Which project call this is, without holding its frame (that would keep its
@@ -188,9 +190,11 @@ class Aftermath:
             key = key[:-1]
             if last is None or last[0] != key:  # nothing in this call could change a file
                 unchanged = list(self.at_fault)
+                self.existed_at_call_start = {p for p in unchanged if os.path.lexists(p)}
             else:  # the same call (or one whose frame it reuses): what it has not changed
                 unchanged = [p for p, st in last[1].items() if _stat_key(p) == st]
                 self.sizes_at_call_start = {p: st[1] for p, st in last[1].items() if st}
+                self.existed_at_call_start = {p for p, st in last[1].items() if st}
             self.at_call_start = {p: damage.digest(p) for p in unchanged}
 
     def note_write(self, path: str) -> None:
@@ -221,6 +225,7 @@ class Aftermath:
                 "call_start": {places.key(p): d for p, d in self.at_call_start.items()},
                 "value": probe.plain(value) if how == "returned" else None,
                 "made_before": sorted(places.key(p) for p in self.at_fault),
+                "existed": sorted(places.key(p) for p in self.existed_at_call_start),
                 "made_after": later}
 
     # -- in a unit's child -------------------------------------------------------------
@@ -366,7 +371,8 @@ def findings(faulted: Facts | None, clean: Facts | None, released: str | None
     clean_here.update({mine: clean_listing[theirs] for mine, theirs in twins.items()})
     found = damage.judge(faulted["listing"], clean_here, faulted.get("before", {}),
                          released, places, set(faulted.get("made_before", ())),
-                         faulted.get("call_start", {}), set(faulted.get("kept", ())))
+                         faulted.get("call_start", {}), set(faulted.get("kept", ())),
+                         set(faulted.get("existed", ())))
     after = set(faulted.get("made_after", ())) - set(faulted.get("made_before", ()))
     # an orphan is already the finding: the retry finding it still there is the same one
     left = {k for k in faulted["listing"] if any(o.startswith(f"file left: {k} (")

@@ -212,7 +212,7 @@ class Findings:
 def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
           released: str | None = None, places: Places | None = None,
           made: set[str] | None = None, call_start: dict[str, str] | None = None,
-          kept: set[str] | None = None) -> Findings:
+          kept: set[str] | None = None, existed: set[str] | None = None) -> Findings:
     """Compare the faulted run's files with the clean run's at the same moment.
 
     Args:
@@ -233,8 +233,11 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
         kept: the keys of files that still begin with all they held before and only grew
             (:func:`still_begins_with`): an append cut short lost none of the file's data,
             and no append is atomic; not torn.
+        existed: the keys of files that were there when the failing call began: none is
+            an orphan of it (the source a failed move leaves where it was, a scratch file
+            an earlier call made and the caller asked to keep).
     """
-    call_start, kept = call_start or {}, kept or set()
+    call_start, kept, existed = call_start or {}, kept or set(), existed or set()
     gone = places.key(released) if places is not None and released else released
     orphans, torn = [], []
     paired = _renamed(faulted, clean)
@@ -244,7 +247,8 @@ def judge(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str]
             continue
         if want is None:
             if key != gone and not _inside(key, gone) and (made is None or key in made) \
-                    and key not in paired and not _sqlite_sidecar(key, faulted):
+                    and key not in paired and key not in existed \
+                    and not _sqlite_sidecar(key, faulted):
                 orphans.append(f"file left: {key} ({_size(got)})")
         elif size_of(got) != size_of(want) and want not in ("dir", "special") \
                 and before.get(key, "missing") not in ("missing", got) \
@@ -295,10 +299,12 @@ def as_faulted_names(faulted: dict[str, str], clean: dict[str, str],
     another random name in a clean twin. In each parent, the directories only the faulted
     run has are paired, in order, with those only the clean run has, when there are as
     many of each; a directory only one run has stays as it is (an orphaned directory is
-    still seen).
+    still seen). Names made by ``tempfile`` are paired by their shape (``tmp*fsTempFS``,
+    ``tmp*__tempfs__``: the prefix and suffix around the random part), so that one kind
+    of directory pairs even where the runs made different numbers of another kind.
     """
-    def only(a: dict[str, str], b: dict[str, str]) -> dict[str, list[str]]:
-        by_parent: dict[str, list[str]] = {}
+    def only(a: dict[str, str], b: dict[str, str]) -> dict[tuple[str, str], list[str]]:
+        by_parent: dict[tuple[str, str], list[str]] = {}
         taken: set[str] = set()
         for key in sorted(a):
             if a[key] != "dir" or key in b:
@@ -309,7 +315,8 @@ def as_faulted_names(faulted: dict[str, str], clean: dict[str, str],
             if parent in taken:
                 continue  # inside a dir paired already: renamed with it
             taken.add(key)
-            by_parent.setdefault(os.path.dirname(key), []).append(key)
+            by_parent.setdefault((os.path.dirname(key), _shape(os.path.basename(key))),
+                                 []).append(key)
         return by_parent
 
     for _level in range(8):  # a random dir inside a random dir: pair level by level
@@ -330,6 +337,16 @@ def as_faulted_names(faulted: dict[str, str], clean: dict[str, str],
         clean = {renamed(k): v for k, v in clean.items()}
         clean_before = {renamed(k): v for k, v in clean_before.items()}
     return clean, clean_before
+
+
+#: tempfile's random part: eight of ``[a-z0-9_]`` after its default prefix ``tmp``.
+_TEMPFILE_RANDOM = re.compile(r"^tmp[a-z0-9_]{8}")
+
+
+def _shape(name: str) -> str:
+    """A directory name with tempfile's random part replaced (``tmp*fsTempFS``); any other
+    name is its own shape only by its kind: all of them pair in order, as before."""
+    return _TEMPFILE_RANDOM.sub("tmp*", name) if _TEMPFILE_RANDOM.match(name) else ""
 
 
 def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],

@@ -100,3 +100,18 @@ def append_line(path: str, text: str) -> None:
     held, which no append can avoid (and the error says so)."""
     with open(path, "a") as fh:
         fh.write(text + "\n")
+
+
+def save_note(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def move_note(src: str, dst: str) -> None:
+    """Moves by copying, then removing the source: a failed copy leaves the source where it
+    was, which is what a failed move should do."""
+    with open(src) as fin:
+        text = fin.read()
+    with open(dst, "w") as fout:
+        fout.write(text)
+    os.remove(src)

@@ -1,5 +1,13 @@
 import pytest
-from damage.store import Journal, Store, append_line, checked_copy, read_patiently
+from damage.store import (
+    Journal,
+    Store,
+    append_line,
+    checked_copy,
+    move_note,
+    read_patiently,
+    save_note,
+)
 
 
 def test_put_and_overwrite(tmp_path):
@@ -37,3 +45,11 @@ def test_append_log(tmp_path):
     append_line(path, "second entry")
     with open(path) as fh:
         assert fh.read().splitlines() == ["first entry", "second entry"]
+
+
+def test_move_note(tmp_path):
+    src, dst = str(tmp_path / "draft"), str(tmp_path / "final")
+    save_note(src, "text")
+    move_note(src, dst)
+    with open(dst) as fh:
+        assert fh.read() == "text"
