@@ -17,6 +17,24 @@ from loading import load_module
 PROJECT = '''
 import json, os, sys
 
+class Table:
+    """An SQLite table whose failed insert is rolled back: SQLite writes the old pages back."""
+    def __init__(self, path, after):
+        import sqlite3
+        self.conn, self.after = sqlite3.connect(path, isolation_level=None), after
+        self.conn.execute("pragma journal_mode = delete")
+        self.conn.execute("create table t (x)")
+    def insert(self, rows):
+        frame = sys._getframe()
+        self.after.note_hit("db:execute", frame)
+        self.conn.execute("begin")
+        self.conn.execute("insert into t values (?)", ("x" * 5000,))
+        self.conn.execute("pragma cache_size = 1")  # spill: the file itself changes
+        self.conn.executemany("insert into t values (?)", [("y" * 3000,)] * rows)
+        self.after.mark_fault(frame)
+        self.conn.execute("rollback")
+        raise OSError(5, "Input/output error")
+
 class Rewriter:
     """tinydb's shape: the whole file rewritten in place, calls marking their operations
     as the agent's hook does."""
@@ -597,6 +615,24 @@ def test_a_file_the_failing_call_had_not_changed_is_not_torn(code: Any, tmp_path
         # truncating and writing part of it, the file is torn
         assert bool(found) == torn, (fail_at, found)
         db.write_text("")
+
+
+def test_an_sqlite_database_its_failed_transaction_rolled_back_is_not_torn(
+        code: Any, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(db)}))
+    after.start_run(tracking=True)
+    table = code.Table(str(db), after)
+    after.before[str(db)] = "sha1:0:e3b0c44298fc1c14"  # empty when the run first wrote it
+    clean = {"how": "returned", "listing": {str(db): "sha1:999999:other"}, "value": None,
+             "places": {"written": [str(db)], "owned": []}}
+    start = db.stat()
+    with pytest.raises(OSError):
+        table.insert(50)
+    assert db.stat().st_mtime_ns != start.st_mtime_ns  # the rollback wrote the file
+    faulted = after.snapshot("raised")
+    assert aftermath.findings(faulted, clean, None)[1] == ()  # as the call found it
+    assert faulted["call_start"][str(db)] == faulted["listing"][str(db)]
 
 
 def test_a_retry_value_is_no_evidence_when_the_clean_call_twice_differs() -> None:

@@ -19,6 +19,7 @@ Facts travel as JSON: ``{"how": returned|raised|test-ended, "listing": {...}, "p
 from __future__ import annotations
 
 import inspect
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +33,9 @@ from failpath.sweep.evidence import Scope
 
 Facts = dict[str, Any]
 Pending = tuple[Any, dict[str, Any], Callable[[Any, dict[str, Any], Facts], None]]
+
+#: SQLite databases up to this size keep their digest at each project call's start.
+SQLITE_DIGEST_MAX = 1 << 20
 
 #: Point classes whose operations never change a file: a project call that has made only
 #: these so far has left every file as it found it.
@@ -76,6 +80,7 @@ class Aftermath:
         self.held_before: Counter[str] = Counter()
         self.sizes_at_call_start: dict[str, int] = {}
         self.existed_at_call_start: set[str] = set()  # no orphans of the failing call
+        self.sqlite_at_call: dict[int, dict[str, str]] = {}  # per thread, as ``calls``
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -87,7 +92,7 @@ class Aftermath:
         self.before, self.facts, self.tracking = {}, None, tracking
         self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
         self.call_fds, self.held_before, self.sizes_at_call_start = {}, Counter(), {}
-        self.existed_at_call_start = set()
+        self.existed_at_call_start, self.sqlite_at_call = set(), {}
 
     def _call_key(self, frame: FrameType | None) -> tuple[int, ...] | None:
         """Which project call this is, without holding its frame (that would keep its
@@ -151,7 +156,15 @@ class Aftermath:
         last = self.calls.get(thread)
         if last is None or last[0] != key:
             with bypass():
-                self.calls[thread] = (key, {p: _stat_key(p) for p in self.written()})
+                stats = {p: _stat_key(p) for p in self.written()}
+                self.calls[thread] = (key, stats)
+                # SQLite rolls a failed transaction back by writing the old pages again:
+                # the file changes (its times) and holds what it held, so its content
+                # at the call's start is kept (small databases only: a digest per call)
+                self.sqlite_at_call[thread] = {
+                    p: damage.digest(p) for p, st in stats.items()
+                    if st is not None and stat.S_ISREG(st[4]) and st[1] <= SQLITE_DIGEST_MAX
+                    and damage.is_sqlite(p, st[0], st[1])}
 
     def resync(self) -> None:
         """After failpath's own snapshot or its cleanup: a hard link into the store (or its
@@ -196,6 +209,8 @@ class Aftermath:
                 self.sizes_at_call_start = {p: st[1] for p, st in last[1].items() if st}
                 self.existed_at_call_start = {p for p, st in last[1].items() if st}
             self.at_call_start = {p: damage.digest(p) for p in unchanged}
+            if last is not None and last[0] == key:
+                self.at_call_start.update(self.sqlite_at_call.get(thread, {}))
 
     def note_write(self, path: str) -> None:
         """The recorder's ``on_write``: what ``path`` holds before it is written (once)."""

@@ -71,6 +71,24 @@ def digest(path: str) -> str:
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+_sqlite_files: dict[tuple[str, int, bool], bool] = {}
+
+
+def is_sqlite(path: str, inode: int, size: int) -> bool:
+    """Whether the file at ``path`` (this ``inode``, ``size`` bytes) is an SQLite database,
+    by its header; read once per file (and once more when an empty one grows)."""
+    key = (path, inode, size > 0)
+    found = _sqlite_files.get(key)
+    if found is None:
+        try:
+            with open(path, "rb") as fh:
+                found = fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+        except OSError:
+            found = False  # gone or unreadable: not known to be one
+        _sqlite_files[key] = found
+    return found
+
+
 def _without_counters(data: bytes) -> bytes:
     """An SQLite database's bytes without its header's file change counter and
     version-valid-for number (offsets 24 and 92): a transaction that was rolled back, or
