@@ -11,13 +11,12 @@ pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
@@ -25,11 +24,12 @@ from typing import Any
 from failpath import _state
 from failpath.actions import Action
 from failpath.points import Fault, Hit, make_error, mark
-from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
-from failpath.sweep import channel, children, damage, evidence, isolation, lifeline, oracles
+from failpath.stdlib._real import open, os, tempfile
+from failpath.sweep import channel, children, damage, evidence, lifeline, oracles
 from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
 from failpath.sweep.evidence import describe
+from failpath.sweep.forker import PYTEST_TMP, Forker, UnitPipe
 from failpath.sweep.hidden import Raised
 from failpath.sweep.records import Evidence, Phase, Unit, UnitResult
 from failpath.sweep.units import unit_id, unit_timeout
@@ -41,10 +41,6 @@ except ImportError:  # pragma: no cover - not POSIX
     _resource = None  # type: ignore[assignment]
 
 OUTPUT_LIMIT = 4000
-#: Seconds a subprocess unit may take to start and collect before its own timeout begins.
-STARTUP_ALLOWANCE = 60.0
-# pytest's own temporary area (every session's basetemp lives below it).
-_PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
 
 
 #: Contexts a baseline tells apart per call site (sweep/select.py gives each a unit).
@@ -178,18 +174,6 @@ def limit_memory(mib: int) -> None:
     _resource.setrlimit(_resource.RLIMIT_AS, (want, hard))
 
 
-def describe_status(status: int) -> str:
-    """A waitpid status as words."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = str(sig)
-        return f"killed by {name}"
-    return f"exited with status {os.WEXITSTATUS(status)} before reporting"
-
-
 class Agent:
     """The sweep's in-process agent (one per worker process)."""
 
@@ -208,28 +192,27 @@ class Agent:
         self.hits: dict[str, dict[str, Any]] = {}
         self.plan: dict[tuple[str, int], list[Unit]] = {}
         self.done: set[str] = set()
-        self.tainted = False
         self.child: ChildState | None = None
         self.test_start: oracles.Resources | None = None
         self.test_threads: set[int] = set()
         self.warns: list[str] = []
         self.invariant_failures: list[str] = []
         self.clean: dict[str, oracles.Delta] = {}
-        self.tmp_roots: Callable[[], list[str]] = lambda: []
-        self.basetemp: Callable[[], str | None] = lambda: None
         self.baseline_writes: dict[str, list[str]] = {}
         self.timeouts: dict[str, float] = {}
         self.emit: Callable[[dict[str, Any]], None] = self._emit_channel
         self.saturated: Any = None
         self.child_report: str | None = None
-        self.unit_pipe: tuple[int, channel.Reader, int] | None = None  # made before the test
+        self.unit_pipe: UnitPipe | None = None  # made before the test
         self.unconfirmed: list[tuple[Unit, dict[str, Any]]] = []
         self.run_tmp_before: frozenset[str] = frozenset()  # tmp dirs older than this run
         # this run's own tmp dirs: an earlier run's ``test_x0`` is named like this run's
         # ``test_x1`` and would shadow it in the listings
         self.aftermath = Aftermath(
-            self.scope, lambda: [r for r in self.tmp_roots() if r not in self.run_tmp_before],
+            self.scope,
+            lambda: [r for r in self.forker.area.tmp_roots() if r not in self.run_tmp_before],
             self._written)
+        self.forker = Forker(recorder, self.aftermath, self._quiet)
         self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
         self.twin_facts: dict[str, Any] | None = None  # the clean twin's, for this child
         self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
@@ -429,7 +412,7 @@ class Agent:
                 self._report(unit, UnitResult("absorbed", "the site is effectively NOFAIL",
                                               "fork-at-point").to_json())
             return None
-        if self.tainted or not fork_safe():  # replayed per unit after the test
+        if self.forker.tainted or not fork_safe():  # replayed per unit after the test
             return None
         for unit in units:
             fault = self._fork_at_point(unit, hit)
@@ -438,43 +421,14 @@ class Agent:
         return None
 
     # -- forking -----------------------------------------------------------------------
-    def _snapshot_roots(self, test: str) -> list[str]:
-        """What the test can have written: its baseline's writes and this run's so far."""
-        written = set(self.baseline_writes.get(test, []))
-        if self.recorder is not None:
-            written.update(self.recorder.paths)
-        return sorted(p for p in written if self._snapshot_worthy(p))
-
-    def _snapshot_worthy(self, path: str) -> bool:
-        """Written paths worth a snapshot: not this session's pytest temp area (the test's
-        own dirs there are snapshotted as owned) nor pytest's own bookkeeping beside it
-        (its numbered session dirs, locks and symlinks), never a protected or special file.
-        Another session's tmp dir is a directory like any other (a project swept from
-        within a test lives there)."""
-        path = os.path.abspath(path)
-        if os.path.dirname(path) == path:
-            return False
-        base = self.basetemp()
-        if base is not None:
-            base = base.rstrip("/")
-            parent = os.path.dirname(base)
-            if path == parent or os.path.dirname(path) == parent or \
-                    base.startswith(path.rstrip("/") + "/") or path.startswith(base + "/"):
-                return False
-        elif path.startswith(_PYTEST_TMP) and path.count("/") <= _PYTEST_TMP.count("/") + 1:
-            return False
-        return not isolation.protected(path)
-
-    def _basetemp_entries(self) -> set[str]:
-        base = self.basetemp()
-        if base is None or not os.path.isdir(base):
-            return set()
-        return {os.path.join(base, n) for n in os.listdir(base)}
-
-    def _take_snapshot(self, unit: Unit) -> isolation.Snapshot:
-        snap = isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
-        self.aftermath.resync()  # the store's hard links changed the files' ctimes
-        return snap
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """The hook ignores hits meanwhile (the restore's own file operations)."""
+        was_busy, self.busy = self.busy, True
+        try:
+            yield
+        finally:
+            self.busy = was_busy
 
     def _fork_at_point(self, unit: Unit, hit: Hit) -> Fault | None:
         return self._forked(unit, "fork-at-point", lambda: self._fire(hit), self._after_child)
@@ -501,33 +455,13 @@ class Agent:
                 twin: bool = False) -> Fault | None:
         """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
         its own stack; the parent waits for its report, restores the snapshot, hands the
-        result to ``conclude`` and returns None.
-
-        The parent's heap is frozen across the fork (``gc.freeze``), so the child's full
-        collection walks only what its failure path made.
-        """
-        snap = self._take_snapshot(unit)
-        base_before = self._basetemp_entries()
-        shared = self.unit_pipe
-        if shared is not None:
-            read_fd, reader, write_fd = shared
-        else:
-            read_fd, write_fd = os.pipe()
-            reader = channel.Reader(read_fd)
-        started = time.perf_counter()
-        gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            if shared is None:
-                os.close(read_fd)
-            self._become_child(unit, write_fd, strategy, twin=twin)
+        result to ``conclude`` and returns None."""
+        running = self.forker.fork(
+            lambda fd: self._become_child(unit, fd, strategy, twin=twin),
+            self.baseline_writes.get(unit.test, []), self.unit_pipe)
+        if running is None:
             return child()
-        gc.unfreeze()
-        if shared is None:
-            os.close(write_fd)
-        result = self._finish_unit(unit, pid, reader, snap, base_before, started, strategy,
-                                   keep_reader=shared is not None)
-        conclude(unit, result)
+        conclude(unit, self.forker.finish(running, unit.id, self._timeout_for(unit), strategy))
         return None
 
     def _become_child(self, unit: Unit, result_fd: int, strategy: str,
@@ -550,88 +484,9 @@ class Agent:
             self.prefix_writes = self.recorder.paths  # the files written before the fault
             self.recorder.clear()  # from here on: the child's own writes (isolation's)
 
-    def _finish_unit(self, unit: Unit, pid: int, reader: channel.Reader,
-                     snap: isolation.Snapshot, base_before: set[str], started: float,
-                     strategy: str, keep_reader: bool = False) -> dict[str, Any]:
-        result = self._wait_child(unit, pid, reader, started, strategy, keep_reader)
-        writes = [p for p in result.pop("writes", []) if not isolation.protected(p)]
-        was_busy, self.busy = self.busy, True
-        try:
-            isolation.restore_offsets(snap)
-            inexact = isolation.restore(snap, created=writes)
-            for path in sorted(self._basetemp_entries() - base_before):
-                inexact += [f"left in place: {p}" for p in isolation.remove_tree(path)]
-        except OSError as exc:
-            inexact = [f"restore failed: {type(exc).__name__}: {exc}"]
-        finally:
-            isolation.discard(snap)
-            self.aftermath.resync()
-            self.busy = was_busy
-        if strategy == "fork-per-unit" or strategy == "subprocess":
-            # No continuation to trust: the next unit starts from the pre-test state again.
-            inexact = [p for p in inexact if not p.startswith("left in place: ")]
-        if inexact:
-            result["restore_error"] = "; ".join(inexact[:5])  # the continuation is not trusted
-            self.tainted = True
-        outside = [p for p in writes if not snap.covers(p) and not self._in_basetemp(p)]
-        if outside:
-            result["untrusted_writes"] = outside[:20]
-            self.tainted = True
-        return result
-
-    def _in_basetemp(self, path: str) -> bool:
-        base = self.basetemp()
-        return base is not None and os.path.abspath(path).startswith(base.rstrip("/") + "/")
-
     def _timeout_for(self, unit: Unit) -> float:
         found = self.timeouts.get(unit.test)
         return found if found is not None else unit_timeout(0.0, self.options.timeout)
-
-    def _wait_child(self, unit: Unit, pid: int, reader: channel.Reader, started: float,
-                    strategy: str, keep_reader: bool = False) -> dict[str, Any]:
-        timeout = self._timeout_for(unit)
-        # A fresh interpreter first starts and collects: its clock starts when it says so.
-        deadline = started + (timeout + STARTUP_ALLOWANCE if strategy == "subprocess"
-                              else timeout)
-        result: dict[str, Any] | None = None
-        status: int | None = None
-        exited_at: float | None = None
-        try:
-            while result is None:
-                now = time.perf_counter()
-                if now >= deadline:
-                    break
-                for message in reader.wait(min(0.05, deadline - now)):
-                    if message.get("type") == "ready":
-                        deadline = time.perf_counter() + timeout
-                    elif message.get("id") in (unit.id, None) and result is None:
-                        result = message  # others: late words of an earlier unit's process
-                if result is not None or (reader.eof and not keep_reader):
-                    break
-                if status is None:
-                    done, st = os.waitpid(pid, os.WNOHANG)
-                    if done:
-                        status, exited_at = st, time.perf_counter()
-                if exited_at is not None and time.perf_counter() - exited_at > 0.5:
-                    break  # exited without a word
-        finally:
-            if not keep_reader:
-                reader.close()
-        hung = result is None and status is None and time.perf_counter() >= deadline
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is gone already
-        if status is None:
-            _, status = os.waitpid(pid, 0)
-        duration = time.perf_counter() - started
-        if result is not None:
-            result["duration_s"] = duration
-            return result
-        died = Evidence(fired=True, status="hung" if hung else "crashed",
-                        exit=(f"killed after the {timeout:.1f}s unit timeout" if hung
-                              else describe_status(status)))
-        return classify(died, strategy).with_(duration_s=duration).to_json()
 
     # -- reporting ---------------------------------------------------------------------
     def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
@@ -729,7 +584,7 @@ class Agent:
         """Run the item once; status, failure and what it left behind (as a child measures
         it: exceptions released, new threads given a moment, a full collection)."""
         self.invariant_failures = []
-        self.run_tmp_before = frozenset(self.tmp_roots())
+        self.run_tmp_before = frozenset(self.forker.area.tmp_roots())
         self.aftermath.start_run(tracking=self.phase in (Phase.SWEEP, Phase.CHILD))
         with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             self.warns = warns
@@ -753,7 +608,7 @@ class Agent:
             return []
         tmp = tempfile.gettempdir().rstrip("/") + "/"
         return sorted(p for p in self.recorder.paths if p.startswith(tmp)
-                      and not p.startswith(_PYTEST_TMP) and os.path.lexists(p))
+                      and not p.startswith(PYTEST_TMP) and os.path.lexists(p))
 
     def run_units(self, item: Any, units: list[Unit], strategy: str,
                   clean: dict[str, Any]) -> None:
@@ -782,13 +637,12 @@ class Agent:
         for unit in units:
             if not unit.child:  # hit in a child interpreter: armed from the start, per unit
                 self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
-        self.counts, self.tainted = {}, False
+        self.counts, self.forker.tainted = {}, False
         if self.recorder is not None:
             self.recorder.clear()
         # The result pipe exists before the test starts: a test that counts its fds sees
         # the same ones in every child as in the clean run.
-        read_fd, write_fd = os.pipe()
-        self.unit_pipe = (read_fd, channel.Reader(read_fd), write_fd)
+        self.unit_pipe = pipe = UnitPipe.open()
         self.phase = Phase.SWEEP
         try:
             outcome = self._run(item)
@@ -799,8 +653,7 @@ class Agent:
             self.finish_child(item, outcome)
         self.aftermath.flush()
         self.unit_pipe = None
-        os.close(read_fd)
-        os.close(write_fd)
+        pipe.close()
         self.plan = {}
 
     def _run_forked(self, item: Any, unit: Unit,
@@ -827,32 +680,25 @@ class Agent:
         """Run ``unit`` in a fresh interpreter; its result."""
         import json
 
-        snap = self._take_snapshot(unit)
-        base_before = self._basetemp_entries()
-        read_fd, write_fd = os.pipe()
-        opts = {"root": self.options.root, "groups": self.options.groups,
-                "coverage": self.options.coverage, "clean_errors": self.options.clean_errors,
-                "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
-                "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
-                "baseline": False, "parent": os.getpid(), "include": self.options.include,
-                "exclude": self.options.exclude, **extra}
-        env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
-        env.pop("FAILPATH", None)
-        started = time.perf_counter()
+        def env_for(write_fd: int) -> dict[str, str]:
+            opts = {"root": self.options.root, "groups": self.options.groups,
+                    "coverage": self.options.coverage,
+                    "clean_errors": self.options.clean_errors,
+                    "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
+                    "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
+                    "baseline": False, "parent": os.getpid(), "include": self.options.include,
+                    "exclude": self.options.exclude, **extra}
+            env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
+            env.pop("FAILPATH", None)
+            return env
+
         # The same rootdir as this worker's, so the node id names the same test.
         args = [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
                 f"--rootdir={item.config.rootpath}", "--capture=sys", "-q", "--no-header",
                 "-p", "no:randomly", str(item.config.rootpath / item.nodeid),
                 *self.pytest_args]
-        # Its output goes where this worker's goes: the agent log.
-        with bypass():  # Popen's own os calls are failpath's, not the test's
-            proc = subprocess.Popen(args, cwd=os.getcwd(), env=env, pass_fds=(write_fd,),
-                                    start_new_session=True, stdin=subprocess.DEVNULL)
-        os.close(write_fd)
-        result = self._finish_unit(unit, proc.pid, channel.Reader(read_fd), snap, base_before,
-                                   started, "subprocess")
-        proc.returncode = 0  # _wait_child reaped it; stops Popen.__del__ warning it runs
-        return result
+        running = self.forker.popen(args, env_for, self.baseline_writes.get(unit.test, []))
+        return self.forker.finish(running, unit.id, self._timeout_for(unit), "subprocess")
 
     pytest_args: list[str] = []
 

@@ -42,7 +42,8 @@ from failpath.stdlib._real import bypass, open, os, select, shutil, subprocess
 from failpath.sweep import channel, lifeline
 from failpath.sweep.classify import CONTRACT_ERRORS, classify
 from failpath.sweep.evidence import describe, full_chain
-from failpath.sweep.explore import Agent, ChildState, describe_status, limit_memory
+from failpath.sweep.explore import Agent, ChildState, limit_memory
+from failpath.sweep.forker import describe_status
 from failpath.sweep.records import Evidence, MemoryFacts, Phase, Unit, UnitResult
 
 #: The class of memory units' points, and the prefix of their tags' names.

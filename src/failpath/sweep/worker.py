@@ -8,6 +8,7 @@ from typing import Any
 from failpath.stdlib._real import open, os
 from failpath.sweep import channel
 from failpath.sweep.explore import Agent, AgentOptions
+from failpath.sweep.forker import TempArea
 from failpath.sweep.records import Phase, Unit
 
 
@@ -25,7 +26,6 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
     """Run the agent's work in this pytest session, then return (pytest then exits)."""
     items = {item.nodeid: item for item in session.items}
     basetemp, _ = _tmp_roots(session)
-    agent.basetemp = basetemp
     start_entries: set[str] = set()
 
     def new_tmp_dirs() -> list[str]:
@@ -37,7 +37,7 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
                 if os.path.join(base, n) not in start_entries
                 and not os.path.islink(os.path.join(base, n))]
 
-    agent.tmp_roots = new_tmp_dirs
+    agent.forker.area = TempArea(basetemp, new_tmp_dirs)
     if options.unit is not None:
         _serve_one_unit(agent, options, items)
         return
@@ -116,6 +116,10 @@ def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) 
     agent.finish_child(item, agent._run(item))
 
 
+#: Seconds the self-check's child has to say whether its fault arrived.
+SELFCHECK_TIMEOUT = 10.0
+
+
 def selfcheck(agent: Agent) -> dict[str, Any]:
     """Prove injection is live here: count a point, fork at it, see the marked fault arrive."""
     import failpath
@@ -130,9 +134,8 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
     if not hits:
         return {"type": "selfcheck", "ok": False, "detail": "a point hit was not counted"}
     unit = Unit("selfcheck", "<selfcheck>", hits[0]["tag"], 1, "transient", "raise")
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: fail the hit and say whether the marked fault arrived
+
+    def child(write_fd: int) -> None:  # fail the hit and say whether the marked fault arrived
         ok = False
         try:
             agent.counts = {}
@@ -143,13 +146,12 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
         finally:
             channel.send(write_fd, {"ok": ok})
             os._exit(0)
-    os.close(write_fd)
-    reader = channel.Reader(read_fd)
-    got = reader.first(10.0)
-    reader.close()
-    os.waitpid(pid, 0)
+
+    running = agent.forker.fork(child)
+    assert running is not None  # the child never returns from child()
+    got = agent.forker.wait(running, None, SELFCHECK_TIMEOUT, "selfcheck")
     agent.phase, agent.child = None, None
-    ok = bool(got and got.get("ok"))
+    ok = bool(got.get("ok"))
     detail = "a forced fault fired in a forked child and was recognised" if ok else \
         "a forced fault did not arrive in the forked child"
     return {"type": "selfcheck", "ok": ok, "detail": detail}
