@@ -11,7 +11,6 @@ pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sys
 import threading
 import time
@@ -22,13 +21,14 @@ from types import FrameType
 from typing import Any
 
 from failpath import _state
-from failpath.actions import Action
 from failpath.points import Fault, Hit, make_error, mark
 from failpath.stdlib._real import open, os, tempfile
 from failpath.sweep import channel, children, damage, evidence, lifeline, oracles
 from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
+from failpath.sweep.counting import HitCounter
 from failpath.sweep.evidence import describe
+from failpath.sweep.fault import UnitFault
 from failpath.sweep.forker import PYTEST_TMP, Forker, UnitPipe
 from failpath.sweep.hidden import Raised
 from failpath.sweep.records import Evidence, Phase, Unit, UnitResult
@@ -43,8 +43,6 @@ except ImportError:  # pragma: no cover - not POSIX
 OUTPUT_LIMIT = 4000
 
 
-#: Contexts a baseline tells apart per call site (sweep/select.py gives each a unit).
-MAX_CONTEXTS = 8
 #: The classes of points whose failure is a failed release: what stays is the fault's effect.
 RELEASE_CLASSES = frozenset({"io:close", "io:unlink", "io:rmdir"})
 
@@ -57,12 +55,7 @@ class ChildState:
     result_fd: int
     pid: int
     strategy: str
-    action: Action
-    fired: bool = False
-    absorbed: bool = False
-    injected: BaseException | None = None
-    error: str | None = None
-    rehits: int = 0  # hits of the same point after the fault
+    fault: UnitFault  # fired, absorbed, what it injected; the hits of the point after it
     retried: bool = False  # one of them came while the catching frame still ran
     released: str | None = None  # the path whose failed release was the fault
     release: bool = False  # the failed operation was a release (close, unlink, rmdir)
@@ -71,6 +64,34 @@ class ChildState:
     masking: BaseException | None = None  # what was propagating when the fault fired
     hidden: Raised | None = None  # programming errors raised from the fault on
     started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def fired(self) -> bool:
+        """The unit's hit came (and failed, unless absorbed)."""
+        return self.fault.fired
+
+    @fired.setter
+    def fired(self, value: bool) -> None:
+        self.fault.fired = value
+
+    @property
+    def absorbed(self) -> bool:
+        """The site was effectively NOFAIL at the unit's hit."""
+        return self.fault.absorbed
+
+    @property
+    def injected(self) -> BaseException | None:
+        """The injected exception (let go of once the evidence is gathered)."""
+        return self.fault.injected
+
+    @injected.setter
+    def injected(self, value: BaseException | None) -> None:
+        self.fault.injected = value
+
+    @property
+    def error(self) -> str | None:
+        """The injected failure, described."""
+        return self.fault.error
 
 
 @dataclass(slots=True)
@@ -188,8 +209,7 @@ class Agent:
         self.pid = os.getpid()
         self.phase: Phase | None = None
         self.busy = False
-        self.counts: dict[str, int] = {}
-        self.hits: dict[str, dict[str, Any]] = {}
+        self.counter = HitCounter(self.scope)
         self.plan: dict[tuple[str, int], list[Unit]] = {}
         self.done: set[str] = set()
         self.child: ChildState | None = None
@@ -216,8 +236,6 @@ class Agent:
         self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
         self.twin_facts: dict[str, Any] | None = None  # the clean twin's, for this child
         self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
-        self.last_tag: dict[int, str] = {}  # the hit before, per thread (its context)
-        self._kinds: dict[Any, str] = {}
         self.retry_units: list[Unit] = []  # persistent units for sites whose handler retries
         if recorder is not None:
             recorder.on_write = self.aftermath.note_write
@@ -237,11 +255,11 @@ class Agent:
         if self.busy or self.phase is None:
             return None
         key = hit.tag.key
-        n = self.counts[key] = self.counts.get(key, 0) + 1
+        n = self.counter.next(key)
         if self.phase != Phase.CHILD or not self.child or not self.child.fired:
             self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
         if self.phase == Phase.BASELINE:
-            self._count(hit, n)
+            self.counter.record(hit, n)
             return None
         if self.phase == Phase.CHILD:
             return self._child_hit(hit, key, n)
@@ -255,64 +273,19 @@ class Agent:
             if self.phase != Phase.CHILD:
                 self.busy = False
 
-    def _count(self, hit: Hit, n: int) -> None:
-        rec = self.hits.get(hit.tag.key)
-        if rec is None:
-            t = hit.tag
-            rec = self.hits[t.key] = {"tag": t.key, "name": t.name, "cls": t.cls,
-                                      "module": t.module, "function": t.function,
-                                      "file": t.file, "line": t.line, "count": 0,
-                                      "sized": False, "nofail": 0, "contexts": {}}
-        rec["count"] = n
-        rec["sized"] = rec["sized"] or hit.sized
-        rec["nofail"] += int(hit.nofail)
-        contexts = rec["contexts"]
-        context = self._context(hit.tag.key)
-        if context in contexts:
-            contexts[context][1] += 1
-        elif len(contexts) < MAX_CONTEXTS:
-            contexts[context] = [n, 1]  # the first hit in this context, and how many
-        self.last_tag[threading.get_ident()] = hit.tag.key
-
-    def _context(self, tag: str) -> str:
-        """How this hit was reached: the project's frames on the stack, and the hit before.
-
-        A site reached by two paths (the first write of a key, and an overwrite that
-        deletes the old file first) gets a context for each; the planner gives each one
-        a unit (sweep/select.py).
-        """
-        parts = [self.last_tag.get(threading.get_ident(), "")]
-        frame: FrameType | None = sys._getframe(2)
-        while frame is not None and len(parts) < 16:
-            kind = self._kinds.get(frame.f_code)
-            if kind is None:
-                kind = self._kinds[frame.f_code] = self.scope.kind(frame.f_code.co_filename)
-            if kind == "project":
-                parts.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
-            elif kind not in ("stdlib", "failpath"):
-                break
-            frame = frame.f_back
-        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
     def _child_hit(self, hit: Hit, key: str, n: int) -> Fault | None:
         child = self.child
         assert child is not None
-        unit = child.unit
-        if key != unit.tag:
-            return None
-        if not child.fired:
-            if n != unit.nth:
-                return None
+        if child.fault.due(key, n):
             if child.twin:
                 self._observe()
                 return None
             return self._fire(hit)
-        child.rehits += 1
+        if not child.fault.again(key):
+            return None
         if not child.retried:
             child.retried = self._handler_on_stack(child)
-        if unit.mode == "persistent" and not hit.nofail:
-            return child.action.perform(hit)
-        return None
+        return child.fault.repeat(hit)
 
     @staticmethod
     def _handler_on_stack(child: ChildState) -> bool:
@@ -331,9 +304,7 @@ class Agent:
     def _fire(self, hit: Hit) -> Fault | None:
         child = self.child
         assert child is not None
-        child.fired = True
-        if hit.nofail:
-            child.absorbed = True
+        if child.fault.absorb(hit):
             return None
         child.inapplicable = _contradicted(child.unit.action, hit)
         if child.inapplicable:
@@ -341,19 +312,9 @@ class Agent:
         self._restart_coverage()
         child.release = hit.tag.cls in RELEASE_CLASSES
         child.released = damage.released_path(hit.filename) if child.release else None
-        fault = child.action.perform(hit)
+        fault = child.fault.perform(hit, lambda f: _short_error(f, hit))
         if fault is None:
             return None
-        if fault.kind == "short" and fault.exc is None and hit.error is not None:
-            # The error a buffered write raises after its short transfer: made here, so
-            # the child knows where it is caught (a raw write just returns short).
-            exc = mark(make_error(hit.error, hit), hit, f"short({fault.value})")
-            fault = Fault("short", exc, fault.value)
-        if fault.exc is not None:
-            child.injected = fault.exc
-            child.error = describe(fault.exc)
-        else:
-            child.error = f"{fault.kind}({fault.value!r})"
         child.masking = _propagating(self.scope)
         self.aftermath.mark_fault(sys._getframe(1))
         retry = (lambda: min(5.0, self._timeout_for(child.unit) / 2)) \
@@ -475,7 +436,8 @@ class Agent:
         limit_memory(self.options.memory_limit)
         _own_resource_tracker()
         action = parse_chain(unit.action).tasks[0].action
-        self.child = ChildState(unit, result_fd, os.getpid(), strategy, action, twin=twin)
+        fault = UnitFault(unit.tag, unit.nth, unit.mode, action)
+        self.child = ChildState(unit, result_fd, os.getpid(), strategy, fault, twin=twin)
         self.child_report = children.arm(unit.to_json(), self.options.groups,
                                          self.options.root)
         self.phase = Phase.CHILD
@@ -562,7 +524,7 @@ class Agent:
     # -- running tests -----------------------------------------------------------------
     def run_baseline(self, item: Any) -> dict[str, Any]:
         """Run ``item`` cleanly, counting its hits; the baseline record."""
-        self.counts, self.hits, self.last_tag = {}, {}, {}
+        self.counter.clear()
         if self.recorder is not None:
             self.recorder.clear()
         self.phase = Phase.BASELINE
@@ -574,10 +536,10 @@ class Agent:
             self.phase = None
             children.disarm()
         duration = time.perf_counter() - started
-        children.merge_counts(self.hits, children.read_reports(report))
+        children.merge_counts(self.counter.hits, children.read_reports(report))
         writes = sorted(self.recorder.paths) if self.recorder is not None else []
         return {"test": item.nodeid, "status": outcome["status"], "duration": duration,
-                "longrepr": outcome.get("longrepr"), "hits": list(self.hits.values()),
+                "longrepr": outcome.get("longrepr"), "hits": list(self.counter.hits.values()),
                 "delta": outcome["delta"], "writes": writes}
 
     def _run(self, item: Any) -> dict[str, Any]:
@@ -637,7 +599,8 @@ class Agent:
         for unit in units:
             if not unit.child:  # hit in a child interpreter: armed from the start, per unit
                 self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
-        self.counts, self.forker.tainted = {}, False
+        self.counter.restart()
+        self.forker.tainted = False
         if self.recorder is not None:
             self.recorder.clear()
         # The result pipe exists before the test starts: a test that counts its fds sees
@@ -659,7 +622,7 @@ class Agent:
     def _run_forked(self, item: Any, unit: Unit,
                     conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
         def child() -> None:  # the whole test, from the pre-test state, failing one hit
-            self.counts = {}
+            self.counter.restart()
             self.finish_child(item, self._run(item))  # never returns
 
         twins: dict[str, Any] = {}
@@ -819,6 +782,17 @@ class Agent:
                 nums = sorted({ln if isinstance(ln, int) else abs(ln[1]) for ln in lines})
                 out[filename[len(root):]] = [n for n in nums if n > 0]
         return out
+
+
+def _short_error(fault: Fault, hit: Hit) -> Fault:
+    """A short write as the buffered write's error after its short transfer.
+
+    Made here, so the child knows where it is caught (a raw write just returns short).
+    """
+    if fault.kind == "short" and fault.exc is None and hit.error is not None:
+        exc = mark(make_error(hit.error, hit), hit, f"short({fault.value})")
+        return Fault("short", exc, fault.value)
+    return fault
 
 
 def _contradicted(action: str, hit: Hit) -> str | None:

@@ -43,6 +43,7 @@ from failpath.sweep import channel, lifeline
 from failpath.sweep.classify import CONTRACT_ERRORS, classify
 from failpath.sweep.evidence import describe, full_chain
 from failpath.sweep.explore import Agent, ChildState, limit_memory
+from failpath.sweep.fault import UnitFault
 from failpath.sweep.forker import describe_status
 from failpath.sweep.records import Evidence, MemoryFacts, Phase, Unit, UnitResult
 
@@ -360,7 +361,7 @@ class MemoryAgent(Agent):
             return ccalls.through(original, args, kwargs)
         frame = sys._getframe(2)
         tag = tags.tag_for(frame, NAME_PREFIX + name, POINT_CLASS)
-        k = self.counts[tag.key] = self.counts.get(tag.key, 0) + 1
+        k = self.counter.next(tag.key)
         if self.phase == Phase.BASELINE:
             return self._measured(tag, k, name, original, args, kwargs)
         call = Call(tag, k, name, original, args, kwargs, frame)
@@ -378,9 +379,9 @@ class MemoryAgent(Agent):
     def _measured(self, tag: tags.Tag, k: int, name: str, original: Any,
                   args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A baseline call: made with the hooks counting its allocations."""
-        rec = self.hits.get(tag.key)
+        rec = self.counter.hits.get(tag.key)
         if rec is None:
-            rec = self.hits[tag.key] = {
+            rec = self.counter.hits[tag.key] = {
                 "tag": tag.key, "name": tag.name, "cls": tag.cls, "module": tag.module,
                 "function": tag.function, "file": tag.file, "line": tag.line, "count": 0,
                 "sized": False, "nofail": 0, "target": name, "allocs": [], "seconds": 0.0}
@@ -412,7 +413,7 @@ class MemoryAgent(Agent):
     def run_baseline(self, item: Any) -> dict[str, Any]:
         """Run ``item`` cleanly, counting its calls into targets and their allocations."""
         self._ready()
-        self.counts, self.hits = {}, {}
+        self.counter.clear()
         self.phase = Phase.BASELINE
         started = time.perf_counter()
         try:
@@ -422,7 +423,7 @@ class MemoryAgent(Agent):
             gc.unfreeze()
         return {"test": item.nodeid, "status": outcome["status"],
                 "duration": time.perf_counter() - started, "longrepr": outcome.get("longrepr"),
-                "hits": list(self.hits.values()), "delta": {}, "writes": []}
+                "hits": list(self.counter.hits.values()), "delta": {}, "writes": []}
 
     def run_units(self, item: Any, units: list[Unit], strategy: str,
                   clean: dict[str, Any]) -> None:
@@ -435,7 +436,7 @@ class MemoryAgent(Agent):
         self.calls = {}
         for unit in units:
             self.calls.setdefault((unit.tag, unit.nth), []).append(unit)
-        self.counts = {}
+        self.counter.restart()
         self.phase = Phase.SWEEP
         try:
             self._run(item)
@@ -616,9 +617,11 @@ class MemoryAgent(Agent):
         except OSError:
             pass  # already a group leader (subprocess started with a new session)
         self.child = ChildState(unit=unit, result_fd=result_fd, pid=os.getpid(),
-                                strategy=strategy, action=None)  # type: ignore[arg-type]
+                                strategy=strategy,
+                                fault=UnitFault(unit.tag, unit.nth, unit.mode, None))
         self.target = (unit.tag, unit.nth)
-        self.counts, self.phase, self.busy = {}, Phase.CHILD, False
+        self.counter.restart()
+        self.phase, self.busy = Phase.CHILD, False
 
     def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
         """The test ended without making the unit's call: say so, and exit."""

@@ -124,13 +124,13 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
     """Prove injection is live here: count a point, fork at it, see the marked fault arrive."""
     import failpath
 
-    agent.counts, agent.hits = {}, {}
+    agent.counter.clear()
     agent.phase = Phase.BASELINE
     try:
         failpath.point("failpath.selfcheck", error=OSError)
     finally:
         agent.phase = None
-    hits = [h for h in agent.hits.values() if h.get("name") == "failpath.selfcheck"]
+    hits = [h for h in agent.counter.hits.values() if h.get("name") == "failpath.selfcheck"]
     if not hits:
         return {"type": "selfcheck", "ok": False, "detail": "a point hit was not counted"}
     unit = Unit("selfcheck", "<selfcheck>", hits[0]["tag"], 1, "transient", "raise")
@@ -138,7 +138,7 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
     def child(write_fd: int) -> None:  # fail the hit and say whether the marked fault arrived
         ok = False
         try:
-            agent.counts = {}
+            agent.counter.restart()
             agent._become_child(unit, write_fd, "selfcheck")
             failpath.point("failpath.selfcheck", error=OSError)
         except OSError as exc:
