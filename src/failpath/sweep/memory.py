@@ -42,10 +42,11 @@ from failpath.stdlib._real import bypass, open, os, select, shutil, subprocess
 from failpath.sweep import channel, lifeline
 from failpath.sweep.classify import CONTRACT_ERRORS, classify
 from failpath.sweep.evidence import describe, full_chain
-from failpath.sweep.explore import Agent, ChildState, limit_memory
+from failpath.sweep.explore import Agent, TestContext, limit_memory
 from failpath.sweep.fault import UnitFault
 from failpath.sweep.forker import describe_status
 from failpath.sweep.records import Evidence, MemoryFacts, Phase, Unit, UnitResult
+from failpath.sweep.testrun import ChildState
 
 #: The class of memory units' points, and the prefix of their tags' names.
 POINT_CLASS = "memory:c"
@@ -327,7 +328,7 @@ class MemoryAgent(Agent):
 
     def __repr__(self) -> str:
         phase = self.phase.value if self.phase is not None else None
-        return f"<MemoryAgent pid={self.pid} phase={phase} units_done={len(self.done)}>"
+        return f"<MemoryAgent pid={self.pid} phase={phase} units_done={len(self.verdicts.done)}>"
 
     def _ready(self) -> None:
         """Wrap the targets (after collection, so the test modules' imports are seen)."""
@@ -425,13 +426,14 @@ class MemoryAgent(Agent):
                 "duration": time.perf_counter() - started, "longrepr": outcome.get("longrepr"),
                 "hits": list(self.counter.hits.values()), "delta": {}, "writes": []}
 
-    def run_units(self, item: Any, units: list[Unit], strategy: str,
-                  clean: dict[str, Any]) -> None:
-        """Sweep ``units`` of one test: fork at each planned call (or replay unit by unit)."""
+    def run_units(self, test: TestContext) -> None:
+        """Sweep the units of one test: fork at each planned call (or replay unit by unit)."""
         self._ready()
+        self.test = test
+        item, units, strategy = test.item, test.units, test.strategy
         if strategy not in ("auto", "fork-at-point"):
-            for unit in self._skip_saturated(units):
-                self._replay(item, unit, self._report, strategy)
+            for unit in self.verdicts.skip_saturated(units):
+                self._replay(item, unit, self.report, strategy)
             return
         self.calls = {}
         for unit in units:
@@ -443,15 +445,15 @@ class MemoryAgent(Agent):
         finally:
             self.phase, self.calls = None, {}
         for unit in units:
-            if unit.id not in self.done:
-                self._report(unit, UnitResult("unreached", "the call was not made in this run "
+            if unit.id not in self.verdicts.done:
+                self.report(unit, UnitResult("unreached", "the call was not made in this run "
                                               "(the test is not deterministic)",
                                               _STRATEGY).to_json())
 
     # -- one planned call ----------------------------------------------------------------
     def _sweep_call(self, call: Call, units: list[Unit]) -> None:
         """The SQLite loop at one call: the reference, then n = 1, 2, ... in the plan."""
-        units = sorted(self._skip_saturated(units), key=lambda u: (u.mode, _n(u)))
+        units = sorted(self.verdicts.skip_saturated(units), key=lambda u: (u.mode, _n(u)))
         if not units:
             return
         ref = self._reference(call, units[0])
@@ -566,7 +568,7 @@ class MemoryAgent(Agent):
     # -- confirming, and replaying one unit from the pre-test state -----------------------
     def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
         """Report a result; a bug only once the same failure, made again, agrees."""
-        self._report(unit, result)
+        self.report(unit, result)
 
     def _confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
                    first: dict[str, Any]) -> dict[str, Any]:
@@ -590,7 +592,7 @@ class MemoryAgent(Agent):
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            self._become_child(unit, write_fd, strategy)
+            self.become_child(unit, write_fd, strategy)
             self.finish_child(item, self._run(item))
         gc.unfreeze()
         os.close(write_fd)
@@ -603,11 +605,11 @@ class MemoryAgent(Agent):
         result["duration_s"] = time.perf_counter() - started
         conclude(unit, result)
 
-    def _become_child(self, unit: Unit, result_fd: int, strategy: str, *args: Any,
-                      **kwargs: Any) -> None:
+    def become_child(self, unit: Unit, result_fd: int, strategy: str, *args: Any,
+                     **kwargs: Any) -> None:
         """This process is a unit's child: it runs the test up to the unit's call."""
         if allocation_of(unit.action) is None:  # the worker's self-check: a point unit
-            super()._become_child(unit, result_fd, strategy, *args, **kwargs)
+            super().become_child(unit, result_fd, strategy, *args, **kwargs)
             return
         parent = args[0] if args else kwargs.get("parent")
         self._ready()
@@ -616,9 +618,9 @@ class MemoryAgent(Agent):
             os.setpgid(0, 0)
         except OSError:
             pass  # already a group leader (subprocess started with a new session)
-        self.child = ChildState(unit=unit, result_fd=result_fd, pid=os.getpid(),
-                                strategy=strategy,
-                                fault=UnitFault(unit.tag, unit.nth, unit.mode, None))
+        self.run.child = ChildState(unit=unit, result_fd=result_fd, pid=os.getpid(),
+                                    strategy=strategy,
+                                    fault=UnitFault(unit.tag, unit.nth, unit.mode, None))
         self.target = (unit.tag, unit.nth)
         self.counter.restart()
         self.phase, self.busy = Phase.CHILD, False
