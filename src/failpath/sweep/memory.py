@@ -315,6 +315,131 @@ def collect(fd: int, pid: int, timeout: float) -> tuple[dict[str, Any] | None, s
     return facts, "\n".join(text).strip(), status, hung
 
 
+class CallFailer:
+    """At a planned call's entry: forks the reference call, then each failed allocation.
+
+    Each child makes the call from this very state and reports what happened at its
+    boundary; the parent classifies it, adding the Python stack at the call, the C stack of
+    a crash (gdb, for the first crashes at a site) and, for a bug, a standalone reproducer.
+    """
+
+    def __init__(self, options: Any, timeout_for: Callable[[Unit], float]) -> None:
+        self.options = options
+        self.timeout_for = timeout_for  # a unit's timeout (the agent's)
+        self.c_stacks: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"<CallFailer {sum(self.c_stacks.values())} C stacks taken>"
+
+    def _fork(self, call: Call, n: int, persistent: bool, timeout: float
+              ) -> tuple[dict[str, Any] | None, str, int, bool, float]:
+        read_fd, write_fd = os.pipe()
+        parent = os.getpid()
+        started = time.perf_counter()
+        gc.freeze()  # the child's collections walk only what it makes
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            call_child(call, n, persistent, write_fd, parent, self.options.memory_limit)
+        gc.unfreeze()
+        os.close(write_fd)
+        facts, text, status, hung = collect(read_fd, pid, timeout)
+        return facts, text, status, hung, time.perf_counter() - started
+
+    def reference(self, call: Call, unit: Unit) -> dict[str, Any] | str:
+        """The call made with nothing failed, from this state: its facts, or why not."""
+        facts, text, status, hung, _ = self._fork(call, 0, False, self.timeout_for(unit))
+        if facts is not None and "agent_error" in facts:
+            return f"failpath could not read the call's outcome: {facts['agent_error']}"
+        if facts is None:
+            how = "did not finish in time" if hung else describe_status(status)
+            return (f"the call without a failure {how} in a forked child, so its allocations "
+                    f"cannot be failed there{': ' + text.splitlines()[0] if text else ''}")
+        return facts
+
+    def _call_timeout(self, ref: dict[str, Any]) -> float:
+        if self.options.timeout > 0:
+            return float(self.options.timeout)
+        return max(2.0, 20 * float(ref.get("seconds") or 0.0) + 1.0)
+
+    def fail_once(self, call: Call, unit: Unit, ref: dict[str, Any],
+                   strategy: str) -> dict[str, Any]:
+        """Fork, fail allocation n of the call there, and classify what it did."""
+        n, persistent = _n(unit), unit.mode == "persistent"
+        facts, text, status, hung, seconds = self._fork(call, n, persistent,
+                                                        self._call_timeout(ref))
+        injected = (f"allocation {n} of {call.name}() failed"
+                    + (" (and every later one)" if persistent else ""))
+        clean = ref.get("exc_text") or "returned"
+        if facts is not None and "agent_error" in facts:
+            return UnitResult("unreached", "failpath could not read the call's outcome: "
+                              f"{facts['agent_error']}", strategy).to_json()
+        if facts is None:
+            how = "did not return within the unit timeout" if hung else describe_status(status)
+            ev = Evidence(fired=True, status="hung" if hung else "crashed",
+                          exit=f"{how} after {injected}", point_cls=POINT_CLASS,
+                          injected=injected, memory=MemoryFacts(n, persistent, n, clean=clean))
+        elif os.WIFSIGNALED(status) and not hung:  # the call coped; making it again crashed
+            ev = Evidence(fired=True, status="crashed", exit=(
+                f"{describe_status(status)} making the call again after {injected}: the "
+                "failure left broken state behind"), point_cls=POINT_CLASS, injected=injected,
+                memory=_evidence(facts, n, persistent, injected, ref, clean).memory)
+        else:
+            ev = _evidence(facts, n, persistent, injected, ref, clean)
+        result = classify(ev, strategy).with_(duration_s=seconds, memory=self._details(
+            call, n, persistent, ref, facts))
+        if result.bug:
+            result = result.with_(traceback=self._stacks(call, facts, text, result, unit))
+        out = result.to_json()
+        if result.bug:
+            out["memory"]["script"] = _script(call, unit, out, self.options.root)
+        return out
+
+    @staticmethod
+    def _details(call: Call, n: int, persistent: bool, ref: dict[str, Any],
+                 facts: dict[str, Any] | None) -> dict[str, Any]:
+        return {"call": call.name, "site": call.tag.key, "call_number": call.k, "n": n,
+                "persistent": persistent, "allocations": (facts or {}).get("allocations"),
+                "clean_allocations": ref.get("allocations"), "clean": ref.get("exc_text")
+                or "returned", "python": sys.version.split()[0]}
+
+    def _stacks(self, call: Call, facts: dict[str, Any] | None, text: str,
+                result: UnitResult, unit: Unit) -> str:
+        """The evidence of a bug: the Python stack at the call, and what the call left."""
+        parts = ["Python stack at the call (most recent call last):", _call_stack(call.frame)]
+        if facts is not None and facts.get("frames"):
+            parts += ["Raised inside the call (most recent call last):",
+                      _format_frames(facts["frames"]), f"{facts.get('exc_text')}"]
+        if result.outcome == "crashed":
+            parts += [text or "(faulthandler wrote nothing)", self._c_stack(call, unit)]
+        return "\n".join(p for p in parts if p)
+
+    def _c_stack(self, call: Call, unit: Unit) -> str:
+        """The C stack of the crash, from gdb, for the first crashes at a site."""
+        gdb = shutil.which("gdb")
+        if gdb is None:
+            return ("C stack: gdb is not installed; run the standalone reproducer under "
+                    "`gdb -batch -ex run -ex bt --args python SCRIPT`")
+        if self.c_stacks[call.tag.key] >= C_STACKS_PER_SITE:
+            return "C stack: taken for the first crash at this call site only"
+        self.c_stacks[call.tag.key] += 1
+        return "C stack (gdb):\n" + gdb_stack(gdb, call, _n(unit), unit.mode == "persistent",
+                                             self.options.memory_limit)
+
+    def confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
+                   first: dict[str, Any]) -> dict[str, Any]:
+        """Fail the same allocation again from the same state: the second verdict counts.
+
+        Allocation numbers follow the interpreter's state, so the bug is checked where it
+        was found, not from a replay of the test (whose caches differ).
+        """
+        again = self.fail_once(call, unit, ref, _STRATEGY)
+        if again["outcome"] == first["outcome"]:
+            return dict(first, confirmed="repeated")
+        return dict(again, disagreement={"first": first["outcome"], "again": again["outcome"],
+                                         "first-reason": first.get("reason")})
+
+
 # -- the agent -----------------------------------------------------------------------------
 class MemoryAgent(Agent):
     """The agent of a memory sweep (``--memory``): it fails allocations inside C calls."""
@@ -324,7 +449,7 @@ class MemoryAgent(Agent):
         self.installation: ccalls.Installation | None = None
         self.calls: dict[tuple[str, int], list[Unit]] = {}  # planned calls of this test
         self.target: tuple[str, int] | None = None  # the call a unit's child waits for
-        self.c_stacks: Counter[str] = Counter()
+        self.failer = CallFailer(self.options, self._timeout_for)
 
     def __repr__(self) -> str:
         phase = self.phase.value if self.phase is not None else None
@@ -447,8 +572,8 @@ class MemoryAgent(Agent):
         for unit in units:
             if unit.id not in self.verdicts.done:
                 self.report(unit, UnitResult("unreached", "the call was not made in this run "
-                                              "(the test is not deterministic)",
-                                              _STRATEGY).to_json())
+                                             "(the test is not deterministic)",
+                                             _STRATEGY).to_json())
 
     # -- one planned call ----------------------------------------------------------------
     def _sweep_call(self, call: Call, units: list[Unit]) -> None:
@@ -456,132 +581,24 @@ class MemoryAgent(Agent):
         units = sorted(self.verdicts.skip_saturated(units), key=lambda u: (u.mode, _n(u)))
         if not units:
             return
-        ref = self._reference(call, units[0])
+        ref = self.failer.reference(call, units[0])
         stopped: set[str] = set()
         for unit in units:
             n = _n(unit)
             if isinstance(ref, str) or unit.mode in stopped or n > ref["allocations"]:
                 self._conclude(unit, _unreached(unit, ref, call.name))
                 continue
-            result = self._fail_once(call, unit, ref, _STRATEGY)
+            result = self.failer.fail_once(call, unit, ref, _STRATEGY)
             if result["outcome"] == "unreached":
                 stopped.add(unit.mode)  # the call completed without reaching n
             elif result.get("bug") and self.options.confirm:
-                result = self._confirmed(call, unit, ref, result)
+                result = self.failer.confirmed(call, unit, ref, result)
             self._conclude(unit, result)
-
-    def _fork(self, call: Call, n: int, persistent: bool, timeout: float
-              ) -> tuple[dict[str, Any] | None, str, int, bool, float]:
-        read_fd, write_fd = os.pipe()
-        parent = os.getpid()
-        started = time.perf_counter()
-        gc.freeze()  # the child's collections walk only what it makes
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            call_child(call, n, persistent, write_fd, parent, self.options.memory_limit)
-        gc.unfreeze()
-        os.close(write_fd)
-        facts, text, status, hung = collect(read_fd, pid, timeout)
-        return facts, text, status, hung, time.perf_counter() - started
-
-    def _reference(self, call: Call, unit: Unit) -> dict[str, Any] | str:
-        """The call made with nothing failed, from this state: its facts, or why not."""
-        facts, text, status, hung, _ = self._fork(call, 0, False, self._timeout_for(unit))
-        if facts is not None and "agent_error" in facts:
-            return f"failpath could not read the call's outcome: {facts['agent_error']}"
-        if facts is None:
-            how = "did not finish in time" if hung else describe_status(status)
-            return (f"the call without a failure {how} in a forked child, so its allocations "
-                    f"cannot be failed there{': ' + text.splitlines()[0] if text else ''}")
-        return facts
-
-    def _call_timeout(self, ref: dict[str, Any]) -> float:
-        if self.options.timeout > 0:
-            return float(self.options.timeout)
-        return max(2.0, 20 * float(ref.get("seconds") or 0.0) + 1.0)
-
-    def _fail_once(self, call: Call, unit: Unit, ref: dict[str, Any],
-                   strategy: str) -> dict[str, Any]:
-        """Fork, fail allocation n of the call there, and classify what it did."""
-        n, persistent = _n(unit), unit.mode == "persistent"
-        facts, text, status, hung, seconds = self._fork(call, n, persistent,
-                                                        self._call_timeout(ref))
-        injected = (f"allocation {n} of {call.name}() failed"
-                    + (" (and every later one)" if persistent else ""))
-        clean = ref.get("exc_text") or "returned"
-        if facts is not None and "agent_error" in facts:
-            return UnitResult("unreached", "failpath could not read the call's outcome: "
-                              f"{facts['agent_error']}", strategy).to_json()
-        if facts is None:
-            how = "did not return within the unit timeout" if hung else describe_status(status)
-            ev = Evidence(fired=True, status="hung" if hung else "crashed",
-                          exit=f"{how} after {injected}", point_cls=POINT_CLASS,
-                          injected=injected, memory=MemoryFacts(n, persistent, n, clean=clean))
-        elif os.WIFSIGNALED(status) and not hung:  # the call coped; making it again crashed
-            ev = Evidence(fired=True, status="crashed", exit=(
-                f"{describe_status(status)} making the call again after {injected}: the "
-                "failure left broken state behind"), point_cls=POINT_CLASS, injected=injected,
-                memory=_evidence(facts, n, persistent, injected, ref, clean).memory)
-        else:
-            ev = _evidence(facts, n, persistent, injected, ref, clean)
-        result = classify(ev, strategy).with_(duration_s=seconds, memory=self._details(
-            call, n, persistent, ref, facts))
-        if result.bug:
-            result = result.with_(traceback=self._stacks(call, facts, text, result, unit))
-        out = result.to_json()
-        if result.bug:
-            out["memory"]["script"] = _script(call, unit, out, self.options.root)
-        return out
-
-    @staticmethod
-    def _details(call: Call, n: int, persistent: bool, ref: dict[str, Any],
-                 facts: dict[str, Any] | None) -> dict[str, Any]:
-        return {"call": call.name, "site": call.tag.key, "call_number": call.k, "n": n,
-                "persistent": persistent, "allocations": (facts or {}).get("allocations"),
-                "clean_allocations": ref.get("allocations"), "clean": ref.get("exc_text")
-                or "returned", "python": sys.version.split()[0]}
-
-    def _stacks(self, call: Call, facts: dict[str, Any] | None, text: str,
-                result: UnitResult, unit: Unit) -> str:
-        """The evidence of a bug: the Python stack at the call, and what the call left."""
-        parts = ["Python stack at the call (most recent call last):", _call_stack(call.frame)]
-        if facts is not None and facts.get("frames"):
-            parts += ["Raised inside the call (most recent call last):",
-                      _format_frames(facts["frames"]), f"{facts.get('exc_text')}"]
-        if result.outcome == "crashed":
-            parts += [text or "(faulthandler wrote nothing)", self._c_stack(call, unit)]
-        return "\n".join(p for p in parts if p)
-
-    def _c_stack(self, call: Call, unit: Unit) -> str:
-        """The C stack of the crash, from gdb, for the first crashes at a site."""
-        gdb = shutil.which("gdb")
-        if gdb is None:
-            return ("C stack: gdb is not installed; run the standalone reproducer under "
-                    "`gdb -batch -ex run -ex bt --args python SCRIPT`")
-        if self.c_stacks[call.tag.key] >= C_STACKS_PER_SITE:
-            return "C stack: taken for the first crash at this call site only"
-        self.c_stacks[call.tag.key] += 1
-        return "C stack (gdb):\n" + gdb_stack(gdb, call, _n(unit), unit.mode == "persistent",
-                                             self.options.memory_limit)
 
     # -- confirming, and replaying one unit from the pre-test state -----------------------
     def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
         """Report a result; a bug only once the same failure, made again, agrees."""
         self.report(unit, result)
-
-    def _confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
-                   first: dict[str, Any]) -> dict[str, Any]:
-        """Fail the same allocation again from the same state: the second verdict counts.
-
-        Allocation numbers follow the interpreter's state, so the bug is checked where it
-        was found, not from a replay of the test (whose caches differ).
-        """
-        again = self._fail_once(call, unit, ref, _STRATEGY)
-        if again["outcome"] == first["outcome"]:
-            return dict(first, confirmed="repeated")
-        return dict(again, disagreement={"first": first["outcome"], "again": again["outcome"],
-                                         "first-reason": first.get("reason")})
 
     def _replay(self, item: Any, unit: Unit,
                 conclude: Callable[[Unit, dict[str, Any]], None], strategy: str) -> None:
@@ -646,11 +663,11 @@ class MemoryAgent(Agent):
         assert child is not None
         self.phase, self.busy = None, True
         try:
-            ref = self._reference(call, child.unit)
+            ref = self.failer.reference(call, child.unit)
             if isinstance(ref, str) or _n(child.unit) > ref["allocations"]:
                 result = _unreached(child.unit, ref, call.name)
             else:
-                result = self._fail_once(call, child.unit, ref, child.strategy)
+                result = self.failer.fail_once(call, child.unit, ref, child.strategy)
             result["id"] = child.unit.id
             channel.send(child.result_fd, result)
         finally:
