@@ -19,8 +19,9 @@ tests a site's units land in follows the baseline's timings and can vary from ru
 handler, reproducer), the set of unit ids, the baseline's test count and failures, the
 summary's counts by outcome, the self-check, and the coverage proof's counts. What differs
 between any two runs is normalised first: durations, timestamps, process ids, memory
-addresses, the paths of pytest's and failpath's temporary directories, and the paths and
-line numbers of failpath's own frames (they differ between the two checkouts by design).
+addresses, the paths of pytest's and failpath's temporary directories, tempfile's random
+names, and the paths and line numbers of failpath's own frames (they differ between the two
+checkouts by design).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _VOLATILE = [
     (re.compile(r" at 0x[0-9a-f]+"), " at 0x?"),
     (re.compile(r"\bpid[ =]\d+"), "pid ?"),
     (re.compile(r"\bin child \d+"), "in child ?"),
+    (re.compile(r"\btmp[a-z0-9_]{8}\b"), "tmp?"),  # tempfile's random names (mkstemp)
     (re.compile(r"\b\d+\.\d+s\b"), "?s"),
     (re.compile(r"<sweep>/\S+"), "<sweep>/?"),
 ]
