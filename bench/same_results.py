@@ -20,8 +20,8 @@ handler, reproducer), the set of unit ids, the baseline's test count and failure
 summary's counts by outcome, the self-check, and the coverage proof's counts. What differs
 between any two runs is normalised first: durations, timestamps, process ids, memory
 addresses, the paths of pytest's and failpath's temporary directories, tempfile's random
-names, and the paths and line numbers of failpath's own frames (they differ between the two
-checkouts by design).
+names, the process-wide hit number in a point's default error, and the paths and line
+numbers of failpath's own frames (they differ between the two checkouts by design).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ _VOLATILE = [
     (re.compile(r"\bpid[ =]\d+"), "pid ?"),
     (re.compile(r"\bin child \d+"), "in child ?"),
     (re.compile(r"\btmp[a-z0-9_]{8}\b"), "tmp?"),  # tempfile's random names (mkstemp)
+    # a point's default error counts the point's hits in the whole agent process: that
+    # follows which tests ran before in the same agent, in an order set by their durations
+    (re.compile(r"\(hit \d+\)"), "(hit ?)"),
     (re.compile(r"\b\d+\.\d+s\b"), "?s"),
     (re.compile(r"<sweep>/\S+"), "<sweep>/?"),
 ]
