@@ -11,8 +11,10 @@ aside: they need a C build), with ``TREE/src`` (or ``TREE`` itself, when it hold
 ``failpath`` package) first on ``PYTHONPATH`` so the agents import that checkout's
 failpath; it keeps each JSON report as ``DIR/NAME.json``. ``--sweep-args`` adds arguments
 to every sweep: with the default selection (K units per site, from the fastest tests) which
-tests a site's units land in follows the baseline's timings and can vary from run to run;
-``--select all`` plans every unit, so the same units are swept on both sides.
+tests a site's units land in follows the baseline's measured timings, and so does which
+units saturation skips (a site's units stop once K results agree, in an order set by the
+tests' durations); both vary from run to run. ``--select all --per-site 0`` plans every
+unit and never saturates, so the same units are swept on both sides.
 
 ``compare`` matches the reports' units by id and compares what a verdict is made of
 (outcome, bug, reason, error, final, chain, strategy, confirmation, leaks, invariant,
@@ -183,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True, help="where the JSON reports go")
     r.add_argument("--only", default="", help="comma-separated project names")
     r.add_argument("--sweep-args", default="",
-                   help="more arguments for every sweep, e.g. '--select all': every unit, so "
-                        "which tests a site's units land in cannot vary between runs")
+                   help="more arguments for every sweep, e.g. '--select all --per-site 0': "
+                        "every unit and no saturation, so the units swept cannot vary "
+                        "between runs")
     c = sub.add_parser("compare", help="compare two directories of reports")
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
