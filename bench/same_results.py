@@ -7,15 +7,23 @@ Usage::
 
 ``run`` sweeps private copies of the bundled example, every project under
 ``tests/projects`` that has tests of its own, and every corpus project (memory corpora
-aside: they need a C build), with ``TREE/src`` first on ``PYTHONPATH`` so the agents import
-that checkout's failpath; it keeps each JSON report as ``DIR/NAME.json``.
+aside: they need a C build), with ``TREE/src`` (or ``TREE`` itself, when it holds the
+``failpath`` package) first on ``PYTHONPATH`` so the agents import that checkout's
+failpath; it keeps each JSON report as ``DIR/NAME.json``. ``--sweep-args`` adds arguments
+to every sweep: with the default selection (K units per site, from the fastest tests) which
+tests a site's units land in follows the baseline's measured timings, and so does which
+units saturation skips (a site's units stop once K results agree, in an order set by the
+tests' durations); both vary from run to run. ``--select all --per-site 0`` plans every
+unit and never saturates, so the same units are swept on both sides.
 
 ``compare`` matches the reports' units by id and compares what a verdict is made of
 (outcome, bug, reason, error, final, chain, strategy, confirmation, leaks, invariant,
-handler, reproducer), the set of unit ids, the baseline's tests and statuses, and the
-coverage proof's counts. What differs between any two runs is normalised first: durations,
-timestamps, process ids, memory addresses and the paths of pytest's and failpath's
-temporary directories.
+handler, reproducer), the set of unit ids, the baseline's test count and failures, the
+summary's counts by outcome, the self-check, and the coverage proof's counts. What differs
+between any two runs is normalised first: durations, timestamps, process ids, memory
+addresses, the paths of pytest's and failpath's temporary directories, tempfile's random
+names, the process-wide hit number in a point's default error, and the paths and line
+numbers of failpath's own frames (they differ between the two checkouts by design).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,10 +46,18 @@ VERDICT = ("outcome", "bug", "reason", "error", "final", "chain", "strategy", "c
            "disagreement", "leaks", "invariant", "handler", "reproducer", "nth", "mode",
            "action", "test")
 _VOLATILE = [
+    # failpath's own frames: the two checkouts' paths and line numbers differ by design
+    (re.compile(r"[^\s'\"]*/src/failpath/([\w/]+\.py)\", line \d+"), r"<failpath>/\1\", line ?"),
+    (re.compile(r"[^\s'\"]*/src/failpath/"), "<failpath>/"),
     (re.compile(r"/tmp/pytest-of-[^/\s'\"]+/pytest-\d+/[^/\s'\"]+"), "<pytest-tmp>"),
     (re.compile(r"/tmp/(tmp|precision-|same-|failpath-)[\w.-]+"), "<tmp>"),
     (re.compile(r" at 0x[0-9a-f]+"), " at 0x?"),
     (re.compile(r"\bpid[ =]\d+"), "pid ?"),
+    (re.compile(r"\bin child \d+"), "in child ?"),
+    (re.compile(r"\btmp[a-z0-9_]{8}\b"), "tmp?"),  # tempfile's random names (mkstemp)
+    # a point's default error counts the point's hits in the whole agent process: that
+    # follows which tests ran before in the same agent, in an order set by their durations
+    (re.compile(r"\(hit \d+\)"), "(hit ?)"),
     (re.compile(r"\b\d+\.\d+s\b"), "?s"),
     (re.compile(r"<sweep>/\S+"), "<sweep>/?"),
 ]
@@ -57,11 +74,13 @@ def projects() -> dict[str, Path]:
     return found
 
 
-def run(src: Path, out: Path, only: list[str]) -> int:
-    """Sweep each project with ``src``'s failpath; the number that wrote no report."""
+def run(src: Path, out: Path, only: list[str], extra: list[str]) -> int:
+    """Sweep each project with ``src``'s failpath (``extra``: more sweep arguments); the
+    number that wrote no report."""
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAILPATH")}
-    env["PYTHONPATH"] = os.pathsep.join([str(src / "src"), env.get("PYTHONPATH", "")])
+    tree = src / "src" if (src / "src" / "failpath").is_dir() else src
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
     missing = 0
     for name, path in projects().items():
         if only and name not in only:
@@ -72,7 +91,7 @@ def run(src: Path, out: Path, only: list[str]) -> int:
                                                                       "__pycache__"))
             report = out / f"{name}.json"
             proc = subprocess.run([sys.executable, "-m", "failpath.cli", "sweep", str(root),
-                                   "--json", str(report), "--quiet", "--no-color"],
+                                   "--json", str(report), "--quiet", "--no-color", *extra],
                                   capture_output=True, text=True, env=env, timeout=3600,
                                   stdin=subprocess.DEVNULL)
             status = "ok" if report.exists() else "NO REPORT"
@@ -110,10 +129,17 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             x, y = normal(a[uid].get(key)), normal(b[uid].get(key))
             if x != y:
                 out.append(f"{uid}: {key}: {str(x)[:200]!r} -> {str(y)[:200]!r}")
-    tests_a = {t["test"]: t.get("status") for t in before.get("tests", [])}
-    tests_b = {t["test"]: t.get("status") for t in after.get("tests", [])}
-    if tests_a != tests_b:
-        out.append(f"baseline tests differ: {sorted(set(tests_a.items()) ^ set(tests_b.items()))}")
+    for key in ("tests", "baseline_failures"):
+        x, y = normal(before.get(key)), normal(after.get(key))
+        if x != y:
+            out.append(f"{key}: {str(x)[:200]!r} -> {str(y)[:200]!r}")
+    for key in ("by_outcome", "units", "bugs"):
+        x = (before.get("summary") or {}).get(key)
+        y = (after.get("summary") or {}).get(key)
+        if x != y:
+            out.append(f"summary {key}: {x} -> {y}")
+    if (before.get("selfcheck") or {}).get("ok") != (after.get("selfcheck") or {}).get("ok"):
+        out.append("self-check: ok differs")
     for key in ("points", "handlers"):
         x = _counts((before.get("coverage") or {}).get(key))
         y = _counts((after.get("coverage") or {}).get(key))
@@ -158,13 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--src", type=Path, default=ROOT, help="the checkout (default: this one)")
     r.add_argument("--out", type=Path, required=True, help="where the JSON reports go")
     r.add_argument("--only", default="", help="comma-separated project names")
+    r.add_argument("--sweep-args", default="",
+                   help="more arguments for every sweep, e.g. '--select all --per-site 0': "
+                        "every unit and no saturation, so the units swept cannot vary "
+                        "between runs")
     c = sub.add_parser("compare", help="compare two directories of reports")
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
     args = parser.parse_args(argv)
     if args.command == "run":
-        return 1 if run(args.src.resolve(), args.out, [n for n in args.only.split(",") if n]) \
-            else 0
+        return 1 if run(args.src.resolve(), args.out, [n for n in args.only.split(",") if n],
+                        shlex.split(args.sweep_args)) else 0
     return 1 if compare(args.before, args.after) else 0
 
 

@@ -26,6 +26,8 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("failpath.stdlib*", 7),
     ("failpath.proof.command", 12), ("failpath.proof*", 8),
     ("failpath.sweep.records", 9),
+    # The sweep's rooms (runner, dispatch, explore, worker, forker, counting, fault, testrun,
+    # unitchild, verdicts, memory, ...) share one layer: the cycle test keeps them acyclic.
     ("failpath.sweep.command", 12), ("failpath.sweep.explain", 12), ("failpath.sweep*", 10),
     ("failpath.report.command", 12), ("failpath.report*", 11),
     ("failpath.pytest_plugin", 12),

@@ -95,7 +95,7 @@ def failpath_invariant(request: pytest.FixtureRequest) -> Iterator[Callable[...,
         failures = inv.run()
     agent = _current_agent
     if agent is not None and agent.phase in (Phase.SWEEP, Phase.CHILD):
-        agent.invariant_failures.extend(failures)
+        agent.run.invariant_failures.extend(failures)
     elif failures:
         pytest.fail("failpath invariant failed: " + "; ".join(failures), pytrace=False)
 
@@ -122,7 +122,6 @@ def _start_agent(config: pytest.Config, raw: dict[str, Any]) -> None:
     if options.memory:  # a memory sweep: the agent fails allocations in C calls
         from failpath.sweep.memory import MemoryAgent as agent_cls
     agent = agent_cls(options, _run_item, coverage=cov, recorder=recorder)
-    agent.pytest_args = list(raw.get("pytest_args", []))
     stdlib.install(options.groups)
     from failpath.sweep import children
 

@@ -33,6 +33,8 @@ import sys
 from typing import Any
 
 from failpath.stdlib._real import open, os, tempfile
+from failpath.sweep.counting import HitCounter
+from failpath.sweep.fault import UnitFault
 from failpath.sweep.records import Spawned
 
 ENV = "FAILPATH_CHILD"
@@ -183,56 +185,42 @@ class ChildHook:
         self.report = str(config["report"])
         self.root = str(config.get("root") or os.getcwd())
         self.unit = config.get("unit")
-        self.counts: dict[str, int] = {}
-        self.hits: dict[str, dict[str, Any]] = {}
-        self.action = parse_chain(self.unit["action"]).tasks[0].action if self.unit else None
-        self.fired = False
-        self.injected: BaseException | None = None
+        self.counter = HitCounter()
+        self.fault = None if self.unit is None else UnitFault(
+            self.unit["tag"], int(self.unit["nth"]), self.unit["mode"],
+            parse_chain(self.unit["action"]).tasks[0].action)
         self.uncaught: BaseException | None = None
         self.exit_clean = False
 
+    @property
+    def fired(self) -> bool:
+        """The unit's hit came in this interpreter."""
+        return self.fault is not None and self.fault.fired
+
+    @property
+    def hits(self) -> dict[str, dict[str, Any]]:
+        """This interpreter's hit records, by site."""
+        return self.counter.hits
+
     def __call__(self, hit: Any) -> Any:
         key = hit.tag.key
-        n = self.counts[key] = self.counts.get(key, 0) + 1
-        if self.unit is None:
-            self._count(hit, n)
+        n = self.counter.next(key)
+        if self.fault is None:
+            self.counter.record(hit, n)
             return None
-        if key != self.unit["tag"]:
-            return None
-        if self.fired:
-            if self.unit["mode"] == "persistent" and not hit.nofail and self.action:
-                return self.action.perform(hit)
-            return None
-        if n != int(self.unit["nth"]):
-            return None
-        return self._fire(hit)
-
-    def _count(self, hit: Any, n: int) -> None:
-        t = hit.tag
-        rec = self.hits.setdefault(t.key, {"tag": t.key, "name": t.name, "cls": t.cls,
-                                           "module": t.module, "function": t.function,
-                                           "file": t.file, "line": t.line, "count": 0,
-                                           "sized": False, "nofail": 0})
-        rec["count"] = n
-        rec["sized"] = rec["sized"] or bool(hit.sized)
-        rec["nofail"] += int(bool(hit.nofail))
+        if self.fault.due(key, n):
+            return self._fire(hit)
+        if self.fault.again(key):
+            return self.fault.repeat(hit)
+        return None
 
     def _fire(self, hit: Any) -> Any:
-        from failpath.sweep.evidence import describe
-
-        self.fired = True
-        if hit.nofail:
+        assert self.fault is not None
+        if self.fault.absorb(hit):
             self.write({"event": "fired", "absorbed": True, "error": None})
             return None
-        assert self.action is not None
-        fault = self.action.perform(hit)
-        error = None
-        if fault is not None and fault.exc is not None:
-            self.injected = fault.exc
-            error = describe(fault.exc)
-        elif fault is not None:
-            error = f"{fault.kind}({fault.value!r})"
-        self.write({"event": "fired", "error": error})
+        fault = self.fault.perform(hit)
+        self.write({"event": "fired", "error": self.fault.error if fault is not None else None})
         return fault
 
     def terminated(self, signum: int, frame: Any) -> None:
@@ -267,12 +255,15 @@ class ChildHook:
                 record["clean"] = evidence.propagates_cleanly(self.uncaught)
             else:
                 record["clean"] = self.exit_clean
-            if self.injected is not None and self.injected is not self.uncaught:
-                catch = evidence.catch_of(self.injected, evidence.Scope(self.root))
+            injected = self.fault.injected if self.fault is not None else None
+            if injected is not None and injected is not self.uncaught:
+                catch = evidence.catch_of(injected, evidence.Scope(self.root))
                 if catch is not None and catch.where == "project":
                     record["handler"] = {"file": catch.file, "line": catch.line,
                                          "empty": catch.empty}
-            self.injected = self.uncaught = None
+            if self.fault is not None:
+                self.fault.injected = None
+            injected = self.uncaught = None
         if self.fired or self.unit is None:
             self.write(record)
 

@@ -34,8 +34,9 @@ from failpath.errors import InvalidArgument
 from failpath.extras import require
 from failpath.stdlib._real import open, os, shutil, tempfile
 from failpath.sweep import executor, lifeline
+from failpath.sweep.dispatch import Running, Slice
 from failpath.sweep.journal import Journal
-from failpath.sweep.runner import Runner, Slice, SweepError
+from failpath.sweep.runner import Runner, SweepError
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox", ".nox",
                        ".venv", "venv", "env", ".mypy_cache", ".ruff_cache", ".pytest_cache",
@@ -225,7 +226,7 @@ class _BatchRunner(Runner):
     def _saturate(self, journal: Any, unit: dict[str, Any], result: dict[str, Any]) -> None:
         return None
 
-    def _watchdog(self, running: dict[int, tuple[Slice, executor.AgentProc]]) -> None:
+    def _watchdog(self, running: Running) -> None:
         super()._watchdog(running)
         if time.monotonic() >= self.next_check:
             self.next_check = time.monotonic() + STOP_CHECK_EVERY
@@ -412,7 +413,7 @@ class DaskRunner(Runner):
     # -- sweep -----------------------------------------------------------------------------
     def _sweep(self, journal: Journal, first: executor.AgentProc | None) -> None:
         if first is not None:  # the baseline agent has nothing more to do here
-            first.send_plan(self._write_plan(Slice(0), 0))
+            first.send_plan(self.dispatcher.write_plan(Slice(0), 0))
         entries = self._test_entries(journal)
         self.units = {u["id"]: u for e in entries for u in e["units"]}
         self._start_saturation(journal)  # the driver sees every batch's results

@@ -6,88 +6,44 @@ the child takes the failure, runs the test to its end and reports; the parent re
 what the child wrote and goes on down the success path (fork-at-point). Units it cannot
 fork for safely (threads, a running event loop) run afterwards from a fresh fork of the
 pre-test state (fork-per-unit), or in a fresh interpreter (subprocess).
+
+The agent sequences the parts that do the work: the hit counter (sweep/counting.py), the
+forker (sweep/forker.py), the test run and its child's report (sweep/testrun.py), the
+unit child at its hits (sweep/unitchild.py) and the verdicts it sends
+(sweep/verdicts.py). The worker (sweep/worker.py) hands it one :class:`TestContext` per
+test.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import hashlib
-import signal
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from types import FrameType
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from failpath import _state
-from failpath.actions import Action
-from failpath.points import Fault, Hit, make_error, mark
-from failpath.stdlib._real import bypass, open, os, subprocess, tempfile
-from failpath.sweep import (
-    channel,
-    children,
-    damage,
-    evidence,
-    isolation,
-    lifeline,
-    oracles,
-    procstat,
-)
-from failpath.sweep.aftermath import Aftermath, findings
-from failpath.sweep.classify import classify
-from failpath.sweep.evidence import describe
-from failpath.sweep.hidden import Raised
-from failpath.sweep.records import Evidence, Phase, Unit, UnitResult
-from failpath.sweep.units import unit_id, unit_timeout
+from failpath.points import Fault, Hit
+from failpath.stdlib._real import open, os
+from failpath.sweep import channel, children, evidence, lifeline, oracles
+from failpath.sweep.aftermath import Aftermath
+from failpath.sweep.counting import HitCounter
+from failpath.sweep.fault import UnitFault
+from failpath.sweep.forker import Forker, TempArea, UnitPipe
+from failpath.sweep.records import Phase, Unit, UnitResult
+from failpath.sweep.testrun import ChildState, TestRun
+from failpath.sweep.unitchild import UnitChild
+from failpath.sweep.units import unit_timeout
+from failpath.sweep.verdicts import Conclude, Verdicts
 from failpath.triggers import parse_chain
 
 try:  # imported once here, not in every forked child (a C extension load per unit)
     import resource as _resource
 except ImportError:  # pragma: no cover - not POSIX
     _resource = None  # type: ignore[assignment]
-
-OUTPUT_LIMIT = 4000
-#: Seconds a subprocess unit may take to start and collect before its own timeout begins.
-STARTUP_ALLOWANCE = 60.0
-#: How many times a unit that is starved of the CPU at its deadline gets its timeout again
-#: (sweep/procstat.py): on a busy machine a slow unit is not a hung one.
-MAX_EXTENSIONS = 2
-# pytest's own temporary area (every session's basetemp lives below it).
-_PYTEST_TMP = os.path.join(tempfile.gettempdir(), "pytest-of-")
-
-
-#: Contexts a baseline tells apart per call site (sweep/select.py gives each a unit).
-MAX_CONTEXTS = 8
-#: The classes of points whose failure is a failed release: what stays is the fault's effect.
-RELEASE_CLASSES = frozenset({"io:close", "io:unlink", "io:rmdir"})
-
-
-@dataclass(slots=True)
-class ChildState:
-    """What a unit's child tracks from its fault to its report."""
-
-    unit: Unit
-    result_fd: int
-    pid: int
-    strategy: str
-    action: Action
-    fired: bool = False
-    absorbed: bool = False
-    injected: BaseException | None = None
-    error: str | None = None
-    rehits: int = 0  # hits of the same point after the fault
-    retried: bool = False  # one of them came while the catching frame still ran
-    released: str | None = None  # the path whose failed release was the fault
-    release: bool = False  # the failed operation was a release (close, unlink, rmdir)
-    twin: bool = False  # a clean twin: it observes the hit and fails nothing
-    inapplicable: str | None = None  # the unit's errno contradicts the state at the hit
-    masking: BaseException | None = None  # what was propagating when the fault fired
-    hidden: Raised | None = None  # programming errors raised from the fault on
-    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -116,12 +72,36 @@ class AgentOptions:
     twin_facts: dict[str, Any] | None = None  # subprocess child: the clean twin's facts
     mode: str = "transient"  # the sweep's mode (persistent units for retry sites if transient)
     memory: list[str] = field(default_factory=list)  # memory sweep targets (sweep/memory.py)
+    pytest_args: list[str] = field(default_factory=list)  # for a subprocess unit's pytest
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AgentOptions:
         """Build from the decoded FAILPATH_AGENT value."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+@dataclass(slots=True)
+class TestContext:
+    """What the worker tells the agent about one test it sweeps (its plan entry)."""
+
+    item: Any  # the pytest item
+    units: list[Unit] = field(default_factory=list)
+    strategy: str = "auto"
+    clean: oracles.Delta = field(default_factory=oracles.Delta)  # what its clean run left
+    writes: list[str] = field(default_factory=list)  # the paths its baseline run wrote
+    timeout: float | None = None  # seconds per unit (None: from the options)
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # plan entries by id
+
+    @classmethod
+    def from_entry(cls, item: Any, entry: dict[str, Any], strategy: str) -> TestContext:
+        """The context of a plan entry (sweep/runner.py writes them); ``strategy``: the
+        options' strategy, unless the entry names its own."""
+        return cls(item, [Unit.from_json(u) for u in entry["units"]],
+                   entry.get("strategy", strategy),
+                   oracles.Delta.from_json(entry.get("clean", {})),
+                   list(entry.get("writes", [])), float(entry["timeout"]),
+                   {u["id"]: u for u in entry["units"]})
 
 
 def fork_safe() -> bool:
@@ -191,18 +171,6 @@ def limit_memory(mib: int) -> None:
     _resource.setrlimit(_resource.RLIMIT_AS, (want, hard))
 
 
-def describe_status(status: int) -> str:
-    """A waitpid status as words."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = str(sig)
-        return f"killed by {name}"
-    return f"exited with status {os.WEXITSTATUS(status)} before reporting"
-
-
 class Agent:
     """The sweep's in-process agent (one per worker process)."""
 
@@ -216,39 +184,24 @@ class Agent:
                                     tuple(options.exclude))
         self.pid = os.getpid()
         self.phase: Phase | None = None
-        self.busy = False
-        self.counts: dict[str, int] = {}
-        self.hits: dict[str, dict[str, Any]] = {}
+        self.counter = HitCounter(self.scope)
         self.plan: dict[tuple[str, int], list[Unit]] = {}
-        self.done: set[str] = set()
-        self.tainted = False
-        self.child: ChildState | None = None
-        self.test_start: oracles.Resources | None = None
-        self.test_threads: set[int] = set()
-        self.warns: list[str] = []
-        self.invariant_failures: list[str] = []
-        self.clean: dict[str, oracles.Delta] = {}
-        self.tmp_roots: Callable[[], list[str]] = lambda: []
-        self.basetemp: Callable[[], str | None] = lambda: None
-        self.baseline_writes: dict[str, list[str]] = {}
-        self.timeouts: dict[str, float] = {}
-        self.emit: Callable[[dict[str, Any]], None] = self._emit_channel
-        self.saturated: Any = None
-        self.child_report: str | None = None
-        self.unit_pipe: tuple[int, channel.Reader, int] | None = None  # made before the test
-        self.unconfirmed: list[tuple[Unit, dict[str, Any]]] = []
-        self.run_tmp_before: frozenset[str] = frozenset()  # tmp dirs older than this run
+        self.test: TestContext | None = None  # the test being swept
+        self.unit_pipe: UnitPipe | None = None  # made before the test
+        self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
         # this run's own tmp dirs: an earlier run's ``test_x0`` is named like this run's
         # ``test_x1`` and would shadow it in the listings
         self.aftermath = Aftermath(
-            self.scope, lambda: [r for r in self.tmp_roots() if r not in self.run_tmp_before],
+            self.scope,
+            lambda: [r for r in self.forker.area.tmp_roots() if r not in self.run.run_tmp_before],
             self._written)
-        self.prefix_writes: frozenset[str] = frozenset()  # before the fork, in this run
-        self.twin_facts: dict[str, Any] | None = None  # the clean twin's, for this child
-        self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
-        self.last_tag: dict[int, str] = {}  # the hit before, per thread (its context)
-        self._kinds: dict[Any, str] = {}
-        self.retry_units: list[Unit] = []  # persistent units for sites whose handler retries
+        self.forker = Forker(recorder, self.aftermath, self._quiet)
+        self.run = TestRun(options, self.scope, self.aftermath, self._run_item,
+                           lambda: self.phase, lambda: self.forker.area.tmp_roots(),
+                           coverage, recorder)
+        self.unit_child = UnitChild(self.run, self.aftermath, self.scope, self._timeout_for,
+                                    coverage)
+        self.verdicts = Verdicts(options, self.emit, self.aftermath)
         if recorder is not None:
             recorder.on_write = self.aftermath.note_write
 
@@ -259,7 +212,29 @@ class Agent:
 
     def __repr__(self) -> str:
         phase = self.phase.value if self.phase is not None else None
-        return f"<Agent pid={self.pid} phase={phase} units_done={len(self.done)}>"
+        return f"<Agent pid={self.pid} phase={phase} units_done={len(self.verdicts.done)}>"
+
+    @property
+    def busy(self) -> bool:
+        """The hook ignores hits: failpath's own work runs (a fork, a restore, a report)."""
+        return self.run.busy
+
+    @busy.setter
+    def busy(self, value: bool) -> None:
+        self.run.busy = value
+
+    @property
+    def child(self) -> ChildState | None:
+        """In a unit's child: what it tracks from its fault to its report."""
+        return self.run.child
+
+    def emit(self, message: dict[str, Any]) -> None:
+        """Send ``message`` to the runner."""
+        channel.send(self.options.out_fd, message)
+
+    def start_session(self, area: TempArea) -> None:
+        """The session's pytest temporary area, once the worker has found it."""
+        self.forker.area = area
 
     # -- the hook ----------------------------------------------------------------------
     def hook(self, hit: Hit) -> Fault | None:
@@ -267,14 +242,14 @@ class Agent:
         if self.busy or self.phase is None:
             return None
         key = hit.tag.key
-        n = self.counts[key] = self.counts.get(key, 0) + 1
+        n = self.counter.next(key)
         if self.phase != Phase.CHILD or not self.child or not self.child.fired:
             self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
         if self.phase == Phase.BASELINE:
-            self._count(hit, n)
+            self.counter.record(hit, n)
             return None
         if self.phase == Phase.CHILD:
-            return self._child_hit(hit, key, n)
+            return self.unit_child.at_hit(hit, key, n)
         units = self.plan.get((key, n))
         if not units:
             return None
@@ -285,266 +260,58 @@ class Agent:
             if self.phase != Phase.CHILD:
                 self.busy = False
 
-    def _count(self, hit: Hit, n: int) -> None:
-        rec = self.hits.get(hit.tag.key)
-        if rec is None:
-            t = hit.tag
-            rec = self.hits[t.key] = {"tag": t.key, "name": t.name, "cls": t.cls,
-                                      "module": t.module, "function": t.function,
-                                      "file": t.file, "line": t.line, "count": 0,
-                                      "sized": False, "nofail": 0, "contexts": {}}
-        rec["count"] = n
-        rec["sized"] = rec["sized"] or hit.sized
-        rec["nofail"] += int(hit.nofail)
-        contexts = rec["contexts"]
-        context = self._context(hit.tag.key)
-        if context in contexts:
-            contexts[context][1] += 1
-        elif len(contexts) < MAX_CONTEXTS:
-            contexts[context] = [n, 1]  # the first hit in this context, and how many
-        self.last_tag[threading.get_ident()] = hit.tag.key
-
-    def _context(self, tag: str) -> str:
-        """How this hit was reached: the project's frames on the stack, and the hit before.
-
-        A site reached by two paths (the first write of a key, and an overwrite that
-        deletes the old file first) gets a context for each; the planner gives each one
-        a unit (sweep/select.py).
-        """
-        parts = [self.last_tag.get(threading.get_ident(), "")]
-        frame: FrameType | None = sys._getframe(2)
-        while frame is not None and len(parts) < 16:
-            kind = self._kinds.get(frame.f_code)
-            if kind is None:
-                kind = self._kinds[frame.f_code] = self.scope.kind(frame.f_code.co_filename)
-            if kind == "project":
-                parts.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
-            elif kind not in ("stdlib", "failpath"):
-                break
-            frame = frame.f_back
-        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
-    def _child_hit(self, hit: Hit, key: str, n: int) -> Fault | None:
-        child = self.child
-        assert child is not None
-        unit = child.unit
-        if key != unit.tag:
-            return None
-        if not child.fired:
-            if n != unit.nth:
-                return None
-            if child.twin:
-                self._observe()
-                return None
-            return self._fire(hit)
-        child.rehits += 1
-        if not child.retried:
-            child.retried = self._handler_on_stack(child)
-        if unit.mode == "persistent" and not hit.nofail:
-            return child.action.perform(hit)
-        return None
-
-    @staticmethod
-    def _handler_on_stack(child: ChildState) -> bool:
-        """True when the frame that caught the fault is still running: a retry, not reuse."""
-        tb = child.injected.__traceback__ if child.injected is not None else None
-        if tb is None:
-            return False
-        handler = tb.tb_frame
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            if frame is handler:
-                return True
-            frame = frame.f_back
-        return False
-
-    def _fire(self, hit: Hit) -> Fault | None:
-        child = self.child
-        assert child is not None
-        child.fired = True
-        if hit.nofail:
-            child.absorbed = True
-            return None
-        child.inapplicable = _contradicted(child.unit.action, hit)
-        if child.inapplicable:
-            return None  # a real system could not fail this way here
-        self._restart_coverage()
-        child.release = hit.tag.cls in RELEASE_CLASSES
-        child.released = damage.released_path(hit.filename) if child.release else None
-        fault = child.action.perform(hit)
-        if fault is None:
-            return None
-        if fault.kind == "short" and fault.exc is None and hit.error is not None:
-            # The error a buffered write raises after its short transfer: made here, so
-            # the child knows where it is caught (a raw write just returns short).
-            exc = mark(make_error(hit.error, hit), hit, f"short({fault.value})")
-            fault = Fault("short", exc, fault.value)
-        if fault.exc is not None:
-            child.injected = fault.exc
-            child.error = describe(fault.exc)
-        else:
-            child.error = f"{fault.kind}({fault.value!r})"
-        child.masking = _propagating(self.scope)
-        self.aftermath.mark_fault(sys._getframe(1))
-        retry = (lambda: min(5.0, self._timeout_for(child.unit) / 2)) \
-            if child.unit.mode == "transient" else None
-        self.aftermath.watch_from(sys._getframe(1), lambda facts: None, retry, child.injected,
-                                  peer=child.unit.cls.startswith("net:"))
-        hidden = Raised(self.scope)
-        if hidden.available(self.cov is not None):
-            child.hidden = hidden
-            hidden.start()
-        return fault
-
-    def _observe(self) -> None:
-        """A clean twin at the unit's hit: report the files when the call ends, and stop."""
-        child = self.child
-        assert child is not None
-        child.fired = True
-
-        def send(facts: dict[str, Any]) -> None:
-            channel.send(child.result_fd, {"id": child.unit.id, "outcome": "recovered",
-                                           "twin": facts})
-            os._exit(0)
-
-        if not self.aftermath.watch_from(sys._getframe(1), send,
-                                         control=child.unit.mode == "transient"):
-            send(self.aftermath.snapshot("test-ended"))
-
-    def _restart_coverage(self) -> None:
-        """Forget the lines run before the fault: the child measures only its failure path."""
-        collector = getattr(self.cov, "_collector", None)
-        data = getattr(collector, "data", None)
-        if isinstance(data, dict):
-            for lines in data.values():
-                lines.clear()
-
-    def _skip_saturated(self, units: list[Unit]) -> list[Unit]:
-        """Drop units of sites the runner saw saturate (it journaled them as skipped)."""
-        if not self.options.saturated:
-            return units
-        if self.saturated is None:
-            from failpath.sweep.select import SaturatedSites
-
-            self.saturated = SaturatedSites(self.options.saturated)
-        keep = []
-        for unit in units:
-            if not unit.context and (unit.tag, unit.mode, unit.action) in self.saturated:
-                self.done.add(unit.id)
-            else:
-                keep.append(unit)
-        return keep
+    def count(self, fn: Callable[[], Any]) -> list[dict[str, Any]]:
+        """Call ``fn`` as a baseline would, counting its hits from zero; their records."""
+        self.counter.clear()
+        self.phase = Phase.BASELINE
+        try:
+            fn()
+        finally:
+            self.phase = None
+        return list(self.counter.hits.values())
 
     def _at_planned_hit(self, hit: Hit, units: list[Unit]) -> Fault | None:
-        units = self._skip_saturated(units)
+        units = self.verdicts.skip_saturated(units)
         if hit.nofail:
             for unit in units:
-                self._report(unit, UnitResult("absorbed", "the site is effectively NOFAIL",
-                                              "fork-at-point").to_json())
+                self.report(unit, UnitResult("absorbed", "the site is effectively NOFAIL",
+                                             "fork-at-point").to_json())
             return None
-        if self.tainted or not fork_safe():  # replayed per unit after the test
+        if self.forker.tainted or not fork_safe():  # replayed per unit after the test
             return None
         for unit in units:
-            fault = self._fork_at_point(unit, hit)
+            fault = self._forked(unit, "fork-at-point", lambda: self.unit_child.fire(hit),
+                                 self.verdicts.after_child)
             if fault is not None:
                 return fault  # this is the child, which takes the failure path
         return None
 
     # -- forking -----------------------------------------------------------------------
-    def _snapshot_roots(self, test: str) -> list[str]:
-        """What the test can have written: its baseline's writes and this run's so far."""
-        written = set(self.baseline_writes.get(test, []))
-        if self.recorder is not None:
-            written.update(self.recorder.paths)
-        return sorted(p for p in written if self._snapshot_worthy(p))
-
-    def _snapshot_worthy(self, path: str) -> bool:
-        """Written paths worth a snapshot: not this session's pytest temp area (the test's
-        own dirs there are snapshotted as owned) nor pytest's own bookkeeping beside it
-        (its numbered session dirs, locks and symlinks), never a protected or special file.
-        Another session's tmp dir is a directory like any other (a project swept from
-        within a test lives there)."""
-        path = os.path.abspath(path)
-        if os.path.dirname(path) == path:
-            return False
-        base = self.basetemp()
-        if base is not None:
-            base = base.rstrip("/")
-            parent = os.path.dirname(base)
-            if path == parent or os.path.dirname(path) == parent or \
-                    base.startswith(path.rstrip("/") + "/") or path.startswith(base + "/"):
-                return False
-        elif path.startswith(_PYTEST_TMP) and path.count("/") <= _PYTEST_TMP.count("/") + 1:
-            return False
-        return not isolation.protected(path)
-
-    def _basetemp_entries(self) -> set[str]:
-        base = self.basetemp()
-        if base is None or not os.path.isdir(base):
-            return set()
-        return {os.path.join(base, n) for n in os.listdir(base)}
-
-    def _take_snapshot(self, unit: Unit) -> isolation.Snapshot:
-        snap = isolation.take(self._snapshot_roots(unit.test), owned=self.tmp_roots())
-        self.aftermath.resync()  # the store's hard links changed the files' ctimes
-        return snap
-
-    def _fork_at_point(self, unit: Unit, hit: Hit) -> Fault | None:
-        return self._forked(unit, "fork-at-point", lambda: self._fire(hit), self._after_child)
-
-    def _after_child(self, unit: Unit, result: dict[str, Any]) -> None:
-        """A fork-at-point child reported: its files are judged when this run's call ends."""
-        if "damage" in result and self.aftermath.await_clean(sys._getframe(), unit, result,
-                                                             self._judged):
-            return
-        self._conclude(unit, _without_facts(result))
-
-    def _judged(self, unit: Unit, result: dict[str, Any], clean: dict[str, Any]) -> None:
-        """The clean run's facts at the same moment: classify the child's evidence again."""
-        orphans, torn, verdict = findings(result.get("damage"), clean, result.get("released"))
-        ev = replace(Evidence.from_json(result["evidence"]), orphans=orphans, torn=torn,
-                     probe=verdict)
-        again = classify(ev, str(result.get("strategy") or "fork-at-point")).to_json()
-        result = {**result, **{k: again[k] for k in ("outcome", "reason", "bug", "leaks",
-                                                     "invariant", "final", "chain")}}
-        self._conclude(unit, _without_facts(result))
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """The hook ignores hits meanwhile (the restore's own file operations)."""
+        was_busy, self.busy = self.busy, True
+        try:
+            yield
+        finally:
+            self.busy = was_busy
 
     def _forked(self, unit: Unit, strategy: str, child: Callable[[], Fault | None],
-                conclude: Callable[[Unit, dict[str, Any]], None],
-                twin: bool = False) -> Fault | None:
+                conclude: Conclude, twin: bool = False) -> Fault | None:
         """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
         its own stack; the parent waits for its report, restores the snapshot, hands the
-        result to ``conclude`` and returns None.
-
-        The parent's heap is frozen across the fork (``gc.freeze``), so the child's full
-        collection walks only what its failure path made.
-        """
-        snap = self._take_snapshot(unit)
-        base_before = self._basetemp_entries()
-        shared = self.unit_pipe
-        if shared is not None:
-            read_fd, reader, write_fd = shared
-        else:
-            read_fd, write_fd = os.pipe()
-            reader = channel.Reader(read_fd)
-        started = time.perf_counter()
-        gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            if shared is None:
-                os.close(read_fd)
-            self._become_child(unit, write_fd, strategy, twin=twin)
+        result to ``conclude`` and returns None."""
+        running = self.forker.fork(
+            lambda fd: self.become_child(unit, fd, strategy, twin=twin),
+            self.test.writes if self.test is not None else [], self.unit_pipe)
+        if running is None:
             return child()
-        gc.unfreeze()
-        if shared is None:
-            os.close(write_fd)
-        result = self._finish_unit(unit, pid, reader, snap, base_before, started, strategy,
-                                   keep_reader=shared is not None)
-        conclude(unit, result)
+        conclude(unit, self.forker.finish(running, unit.id, self._timeout_for(unit), strategy))
         return None
 
-    def _become_child(self, unit: Unit, result_fd: int, strategy: str,
-                      parent: int | None = None, twin: bool = False) -> None:
+    def become_child(self, unit: Unit, result_fd: int, strategy: str,
+                     parent: int | None = None, twin: bool = False) -> None:
+        """This process is ``unit``'s child from now on; it reports to ``result_fd``."""
         lifeline.die_with_parent(self.pid if parent is None else parent)
         self.aftermath.forget_parent()
         try:
@@ -554,179 +321,41 @@ class Agent:
         limit_memory(self.options.memory_limit)
         _own_resource_tracker()
         action = parse_chain(unit.action).tasks[0].action
-        self.child = ChildState(unit, result_fd, os.getpid(), strategy, action, twin=twin)
-        self.child_report = children.arm(unit.to_json(), self.options.groups,
-                                         self.options.root)
+        fault = UnitFault(unit.tag, unit.nth, unit.mode, action)
+        self.run.child = ChildState(unit, result_fd, os.getpid(), strategy, fault, twin=twin)
+        self.run.child_report = children.arm(unit.to_json(), self.options.groups,
+                                             self.options.root)
         self.phase = Phase.CHILD
         self.busy = False
         if self.recorder is not None:
             self.prefix_writes = self.recorder.paths  # the files written before the fault
             self.recorder.clear()  # from here on: the child's own writes (isolation's)
 
-    def _finish_unit(self, unit: Unit, pid: int, reader: channel.Reader,
-                     snap: isolation.Snapshot, base_before: set[str], started: float,
-                     strategy: str, keep_reader: bool = False) -> dict[str, Any]:
-        result = self._wait_child(unit, pid, reader, started, strategy, keep_reader)
-        writes = [p for p in result.pop("writes", []) if not isolation.protected(p)]
-        was_busy, self.busy = self.busy, True
-        try:
-            isolation.restore_offsets(snap)
-            inexact = isolation.restore(snap, created=writes)
-            for path in sorted(self._basetemp_entries() - base_before):
-                inexact += [f"left in place: {p}" for p in isolation.remove_tree(path)]
-        except OSError as exc:
-            inexact = [f"restore failed: {type(exc).__name__}: {exc}"]
-        finally:
-            isolation.discard(snap)
-            self.aftermath.resync()
-            self.busy = was_busy
-        if strategy == "fork-per-unit" or strategy == "subprocess":
-            # No continuation to trust: the next unit starts from the pre-test state again.
-            inexact = [p for p in inexact if not p.startswith("left in place: ")]
-        if inexact:
-            result["restore_error"] = "; ".join(inexact[:5])  # the continuation is not trusted
-            self.tainted = True
-        outside = [p for p in writes if not snap.covers(p) and not self._in_basetemp(p)]
-        if outside:
-            result["untrusted_writes"] = outside[:20]
-            self.tainted = True
-        return result
-
-    def _in_basetemp(self, path: str) -> bool:
-        base = self.basetemp()
-        return base is not None and os.path.abspath(path).startswith(base.rstrip("/") + "/")
+    def forget_child(self) -> None:
+        """Back in the agent after a child of its own (the self-check's): no phase, no child."""
+        self.phase, self.run.child = None, None
 
     def _timeout_for(self, unit: Unit) -> float:
-        found = self.timeouts.get(unit.test)
+        found = self.test.timeout if self.test is not None else None
         return found if found is not None else unit_timeout(0.0, self.options.timeout)
 
-    def _wait_child(self, unit: Unit, pid: int, reader: channel.Reader, started: float,
-                    strategy: str, keep_reader: bool = False) -> dict[str, Any]:
-        timeout = self._timeout_for(unit)
-        # A fresh interpreter first starts and collects: its clock starts when it says so.
-        deadline = started + (timeout + STARTUP_ALLOWANCE if strategy == "subprocess"
-                              else timeout)
-        result: dict[str, Any] | None = None
-        status: int | None = None
-        exited_at: float | None = None
-        extended = 0
-        try:
-            while result is None:
-                now = time.perf_counter()
-                if now >= deadline:
-                    if extended < MAX_EXTENSIONS and status is None and procstat.starved(pid):
-                        extended += 1  # slow on a busy machine, not stuck: more time
-                        deadline = time.perf_counter() + timeout
-                        continue
-                    break
-                for message in reader.wait(min(0.05, deadline - now)):
-                    if message.get("type") == "ready":
-                        deadline = time.perf_counter() + timeout
-                    elif message.get("id") in (unit.id, None) and result is None:
-                        result = message  # others: late words of an earlier unit's process
-                if result is not None or (reader.eof and not keep_reader):
-                    break
-                if status is None:
-                    done, st = os.waitpid(pid, os.WNOHANG)
-                    if done:
-                        status, exited_at = st, time.perf_counter()
-                if exited_at is not None and time.perf_counter() - exited_at > 0.5:
-                    break  # exited without a word
-        finally:
-            if not keep_reader:
-                reader.close()
-        hung = result is None and status is None and time.perf_counter() >= deadline
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is gone already
-        if status is None:
-            _, status = os.waitpid(pid, 0)
-        duration = time.perf_counter() - started
-        if result is not None:
-            result["duration_s"] = duration
-            return result
-        died = Evidence(fired=True, status="hung" if hung else "crashed",
-                        exit=(f"killed after the {timeout:.1f}s unit timeout"
-                              + (f" ({extended + 1} times: it was starved of the CPU before)"
-                                 if extended else "") if hung else describe_status(status)))
-        return classify(died, strategy).with_(duration_s=duration).to_json()
-
     # -- reporting ---------------------------------------------------------------------
-    def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
-        """Report a fork-at-point result, or keep a bug for its confirmation replay."""
-        if result.get("bug") and self.options.confirm and result.get("strategy") in (
-                "fork-at-point", None):
-            self.unconfirmed.append((unit, result))
-        else:
-            self._report(unit, result)
+    def report(self, unit: Unit, result: dict[str, Any]) -> None:
+        """Send one unit's result."""
+        self.verdicts.report(unit, result)
 
-    def _confirm(self, item: Any) -> None:
-        """Replay every fork-at-point bug from the pre-test state; the replay's word counts.
+    def covered_lines(self) -> dict[str, list[int]]:
+        """The project's lines run so far in this process (the clean runs' coverage)."""
+        return self.run.covered_lines()
 
-        No bug verdict rests on forking mid-test alone (the child's pid, locks and fds
-        differ from a real run). Agreement is noted as ``confirmed``; a disagreement is
-        kept in the evidence and the replay's outcome is reported.
-        """
-        pending, self.unconfirmed = self.unconfirmed, []
-        replays: dict[str, dict[str, Any]] = {}
-
-        def keep(unit: Unit, result: dict[str, Any]) -> None:
-            replays[unit.id] = result
-
-        for unit, first in pending:
-            self._run_forked(item, unit, conclude=keep)
-            replay = replays[unit.id]
-            if replay["outcome"] == first["outcome"]:
-                self._report(unit, dict(first, confirmed="fork-per-unit"))
-            else:
-                self._report(unit, dict(replay, disagreement={
-                    "fork-at-point": first["outcome"], "fork-per-unit": replay["outcome"],
-                    "fork-at-point-reason": first.get("reason")}))
-
-    def _report(self, unit: Unit, result: dict[str, Any],
-                entry: dict[str, Any] | None = None) -> None:
-        """Send one unit's result; ``entry``: a unit added while sweeping (not planned)."""
-        self.done.add(unit.id)
-        result["id"] = unit.id
-        result.setdefault("bug", UnitResult(result["outcome"]).bug)
-        if result.pop("retried", False) and unit.mode == "transient":
-            self.retry_units.append(unit)
-        message = {"type": "unit", "result": result}
-        if entry is not None:
-            message["unit"] = entry
-        self.emit(message)
-
-    def _persist_at_retries(self, item: Any, strategy: str) -> None:
-        """A transient unit whose handler retried: fail that site persistently as well.
-
-        A retry loop recovers from one failure; a loop that retries a persistent failure
-        forever hangs. Without ``--mode both``, such a site gets its persistent unit here.
-        """
-        pending, self.retry_units = self.retry_units, []
-        if self.options.mode != "transient":
-            return  # persistent units are planned already
-        for unit in pending:
-            pid = unit_id(unit.test, unit.tag, unit.nth, "persistent", unit.action)
-            if pid in self.done or pid in self.entries:
-                continue
-            persistent = replace(unit, id=pid, mode="persistent")
-            entry = dict(self.entries.get(unit.id) or unit.to_json(), id=pid,
-                         mode="persistent", added="its handler retried the transient unit")
-            self.entries[pid] = entry
-
-            def report(u: Unit, r: dict[str, Any], e: dict[str, Any] = entry) -> None:
-                self._report(u, r, entry=e)
-
-            self._run_alone(item, persistent, strategy, conclude=report)
-
-    def _emit_channel(self, message: dict[str, Any]) -> None:
-        channel.send(self.options.out_fd, message)
+    def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
+        """Classify this child's run, report it through the result pipe, and exit."""
+        self.run.finish_child(item, outcome)
 
     # -- running tests -----------------------------------------------------------------
     def run_baseline(self, item: Any) -> dict[str, Any]:
         """Run ``item`` cleanly, counting its hits; the baseline record."""
-        self.counts, self.hits, self.last_tag = {}, {}, {}
+        self.counter.clear()
         if self.recorder is not None:
             self.recorder.clear()
         self.phase = Phase.BASELINE
@@ -738,58 +367,47 @@ class Agent:
             self.phase = None
             children.disarm()
         duration = time.perf_counter() - started
-        children.merge_counts(self.hits, children.read_reports(report))
+        children.merge_counts(self.counter.hits, children.read_reports(report))
         writes = sorted(self.recorder.paths) if self.recorder is not None else []
         return {"test": item.nodeid, "status": outcome["status"], "duration": duration,
-                "longrepr": outcome.get("longrepr"), "hits": list(self.hits.values()),
+                "longrepr": outcome.get("longrepr"), "hits": list(self.counter.hits.values()),
                 "delta": outcome["delta"], "writes": writes}
 
+    def _run_item(self, item: Any) -> dict[str, Any]:
+        return self.run_item_fn(item)
+
     def _run(self, item: Any) -> dict[str, Any]:
-        """Run the item once; status, failure and what it left behind (as a child measures
-        it: exceptions released, new threads given a moment, a full collection)."""
-        self.invariant_failures = []
-        self.run_tmp_before = frozenset(self.tmp_roots())
-        self.aftermath.start_run(tracking=self.phase in (Phase.SWEEP, Phase.CHILD))
-        with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
-            self.warns = warns
-            self.test_start = oracles.Resources.now()
-            self.test_threads = {t.ident for t in threading.enumerate() if t.ident}
-            outcome = self.run_item_fn(item)
-            if self.phase == Phase.CHILD:
-                return outcome
-            outcome.pop("exc", None)  # nothing of the run is held past here
-            oracles.join_new_threads(self.test_threads)
-            oracles.settle()
-        after = oracles.Resources.now()
-        delta = oracles.Delta.between(self.test_start, after, warns, ignored)
-        delta.temps = self._temp_leftovers()
-        outcome["delta"] = delta.to_json()
-        return outcome
+        """Run the item once, measured (sweep/testrun.py)."""
+        return self.run.run(item)
 
-    def _temp_leftovers(self) -> list[str]:
-        """Temporary files this run created through instrumented calls that still exist."""
-        if self.recorder is None:
-            return []
-        tmp = tempfile.gettempdir().rstrip("/") + "/"
-        return sorted(p for p in self.recorder.paths if p.startswith(tmp)
-                      and not p.startswith(_PYTEST_TMP) and os.path.lexists(p))
-
-    def run_units(self, item: Any, units: list[Unit], strategy: str,
-                  clean: dict[str, Any]) -> None:
-        """Sweep ``units`` of one test with ``strategy``."""
-        self.clean[item.nodeid] = oracles.Delta.from_json(clean)
+    def run_units(self, test: TestContext) -> None:
+        """Sweep the units of one test with its strategy."""
+        self.test = test
+        self.verdicts.entries.update(test.entries)
+        item, units, strategy = test.item, test.units, test.strategy
+        self.run.clean[item.nodeid] = test.clean
         if strategy in ("auto", "fork-at-point"):
             self._sweep_fork_at_point(item, units)
-            self._confirm(item)
-            units = [u for u in units if u.id not in self.done]
+            self.verdicts.confirm(lambda u, c: self._run_forked(item, u, conclude=c))
+            units = [u for u in units if u.id not in self.verdicts.done]
             strategy = "fork-per-unit"
         for unit in units:
-            if self._skip_saturated([unit]):
+            if self.verdicts.skip_saturated([unit]):
                 self._run_alone(item, unit, strategy)
-        self._persist_at_retries(item, strategy)
+        self.verdicts.persist_at_retries(lambda u, c: self._run_alone(item, u, strategy, c))
+
+    def run_child(self, test: TestContext, unit: Unit, result_fd: int, parent: int,
+                  twin: bool = False, twin_facts: dict[str, Any] | None = None) -> None:
+        """This interpreter is ``unit``'s child (a subprocess unit): run the test, report."""
+        self.test = test
+        self.run.clean[unit.test] = test.clean
+        self.pid = os.getpid()
+        self.run.twin_facts = twin_facts  # the clean twin's, when this one is the unit
+        self.become_child(unit, result_fd, "subprocess", parent=parent, twin=twin)
+        self.finish_child(test.item, self._run(test.item))
 
     def _run_alone(self, item: Any, unit: Unit, strategy: str,
-                   conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
+                   conclude: Conclude | None = None) -> None:
         """One unit from the pre-test state: a fresh fork, or a fresh interpreter."""
         if strategy == "subprocess" or not hasattr(os, "fork"):
             self._run_subprocess(item, unit, conclude)
@@ -801,13 +419,13 @@ class Agent:
         for unit in units:
             if not unit.child:  # hit in a child interpreter: armed from the start, per unit
                 self.plan.setdefault((unit.tag, unit.nth), []).append(unit)
-        self.counts, self.tainted = {}, False
+        self.counter.restart()
+        self.forker.tainted = False
         if self.recorder is not None:
             self.recorder.clear()
         # The result pipe exists before the test starts: a test that counts its fds sees
         # the same ones in every child as in the clean run.
-        read_fd, write_fd = os.pipe()
-        self.unit_pipe = (read_fd, channel.Reader(read_fd), write_fd)
+        self.unit_pipe = pipe = UnitPipe.open()
         self.phase = Phase.SWEEP
         try:
             outcome = self._run(item)
@@ -818,244 +436,61 @@ class Agent:
             self.finish_child(item, outcome)
         self.aftermath.flush()
         self.unit_pipe = None
-        os.close(read_fd)
-        os.close(write_fd)
+        pipe.close()
         self.plan = {}
 
-    def _run_forked(self, item: Any, unit: Unit,
-                    conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
+    def _run_forked(self, item: Any, unit: Unit, conclude: Conclude | None = None) -> None:
         def child() -> None:  # the whole test, from the pre-test state, failing one hit
-            self.counts = {}
+            self.counter.restart()
             self.finish_child(item, self._run(item))  # never returns
 
         twins: dict[str, Any] = {}
         self._forked(unit, "twin", child, lambda _u, r: twins.update(r), twin=True)
-        self.twin_facts = twins.get("twin")  # the clean run, at the moment of the unit's hit
+        self.run.twin_facts = twins.get("twin")  # the clean run, at the moment of the hit
         try:
-            self._forked(unit, "fork-per-unit", child, conclude or self._report)
+            self._forked(unit, "fork-per-unit", child, conclude or self.report)
         finally:
-            self.twin_facts = None
+            self.run.twin_facts = None
 
-    def _run_subprocess(self, item: Any, unit: Unit,
-                        conclude: Callable[[Unit, dict[str, Any]], None] | None = None) -> None:
+    def _run_subprocess(self, item: Any, unit: Unit, conclude: Conclude | None = None) -> None:
         twin = self._subprocess(item, unit, {"twin": True})
         result = self._subprocess(item, unit, {"twin_facts": twin.get("twin")})
-        (conclude or self._report)(unit, result)
+        (conclude or self.report)(unit, result)
 
     def _subprocess(self, item: Any, unit: Unit, extra: dict[str, Any]) -> dict[str, Any]:
         """Run ``unit`` in a fresh interpreter; its result."""
-        import json
-
-        snap = self._take_snapshot(unit)
-        base_before = self._basetemp_entries()
-        read_fd, write_fd = os.pipe()
-        opts = {"root": self.options.root, "groups": self.options.groups,
-                "coverage": self.options.coverage, "clean_errors": self.options.clean_errors,
-                "memory_limit": self.options.memory_limit, "unit": unit.to_json(),
-                "clean": self.clean[item.nodeid].to_json(), "result_fd": write_fd,
-                "baseline": False, "parent": os.getpid(), "include": self.options.include,
-                "exclude": self.options.exclude, **extra}
-        env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
-        env.pop("FAILPATH", None)
-        started = time.perf_counter()
-        # The same rootdir as this worker's, so the node id names the same test.
-        args = [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
-                f"--rootdir={item.config.rootpath}", "--capture=sys", "-q", "--no-header",
-                "-p", "no:randomly", str(item.config.rootpath / item.nodeid),
-                *self.pytest_args]
-        # Its output goes where this worker's goes: the agent log.
-        with bypass():  # Popen's own os calls are failpath's, not the test's
-            proc = subprocess.Popen(args, cwd=os.getcwd(), env=env, pass_fds=(write_fd,),
-                                    start_new_session=True, stdin=subprocess.DEVNULL)
-        os.close(write_fd)
-        result = self._finish_unit(unit, proc.pid, channel.Reader(read_fd), snap, base_before,
-                                   started, "subprocess")
-        proc.returncode = 0  # _wait_child reaped it; stops Popen.__del__ warning it runs
-        return result
-
-    pytest_args: list[str] = []
-
-    # -- the child's end ---------------------------------------------------------------
-    def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
-        """Classify this child's run, report it through the result pipe, and exit."""
-        child = self.child
-        if child is None or os.getpid() != child.pid:
-            os._exit(0)  # a process the test forked came back here: it has nothing to say
-        assert child is not None
-        self.busy = True
-        if child.twin:  # its call never ended, or its hit never came
-            channel.send(child.result_fd, {"id": child.unit.id, "outcome": "recovered",
-                                           "twin": self.aftermath.snapshot("test-ended")})
-            os._exit(0)
-        try:
-            result = self._classify_child(item, child, outcome).to_json()
-        except BaseException as exc:  # report failpath's own failure instead of hanging
-            result = {"outcome": "crashed", "bug": True, "final":
-                      f"failpath agent error while classifying: {describe(exc)}"}
-        result.setdefault("strategy", child.strategy)
-        result["id"] = child.unit.id
-        try:
-            channel.send(child.result_fd, result)
-        finally:
-            os._exit(0)
-
-    def _classify_child(self, item: Any, child: ChildState,
-                        outcome: dict[str, Any]) -> UnitResult:
-        """Gather the evidence of this child's run (releasing what it held), classify it."""
-        spawned = children.summarize(children.read_reports(self.child_report or ""))
-        final = outcome.pop("exc", None)
-        status = outcome["status"]
-        facts = self.aftermath.facts or self.aftermath.snapshot("test-ended")
-        orphans, torn, verdict = findings(facts, self.twin_facts, child.released)
-        ev = evidence.collect(
-            status=status, final=final, injected=child.injected, scope=self.scope,
-            clean_errors=tuple(self.options.clean_errors), fired=child.fired,
-            absorbed=child.absorbed, point_cls=child.unit.cls, release=child.release,
-            released=child.released,
-            error=child.error, retried=child.retried, spawned=spawned,
-            invariant="; ".join(self.invariant_failures) or None, orphans=orphans,
-            inapplicable=child.inapplicable,
-            torn=torn, probe=verdict, hidden=self._hidden(child, final),
-            masked=_masked(child.masking, child.injected, final, self.scope))
-        if status == "failed":  # the test's skipped cleanup is not a leak
-            oracles.close_test_owned(final, getattr(getattr(item, "obj", None), "__code__",
-                                                    None))
-        # Let go of the exceptions: their tracebacks hold the frames of the test and of the
-        # code under test, and so everything those frames hold. What the code itself keeps
-        # (an exception stored in a long-lived object) stays held, and is a leak.
-        final = child.injected = None
-        ev = replace(ev, leaks=tuple(self._leaks(item, child, status)))
-        extra: dict[str, Any] = {"retried": child.retried, "released": child.released}
-        if spawned.fired:
-            extra["child"] = {"crashed": list(spawned.crashed), "ends": list(spawned.ends)}
-        if self.twin_facts is None and ev.fired and not ev.absorbed:
-            # fork-at-point: the parent is the clean run, and judges the files when its
-            # call ends (Agent._judged)
-            extra.update(damage=facts, evidence=ev.to_json())
-        return classify(ev, child.strategy).with_(
-            error=child.error or spawned.error,
-            output=(outcome.get("output") or "")[-OUTPUT_LIMIT:],
-            writes=tuple(sorted(self.recorder.paths)) if self.recorder is not None else (),
-            lines=self._covered_lines(), **extra)
-
-    def _hidden(self, child: ChildState, final: BaseException | None) -> tuple[str, ...]:
-        """Programming errors the project raised on the failure path and swallowed."""
-        if child.hidden is None:
-            return ()
-        child.hidden.stop()
-        out = []
-        for exc, where in child.hidden.swallowed(final):
-            catch = evidence.catch_of(exc, self.scope)
-            if catch is not None and catch.where == "project" and catch.broad:
-                out.append(f"{describe(exc)} raised at {where} was swallowed by the "
-                           f"handler at {catch.file}:{catch.line}")
-        return tuple(out)
-
-    def _leaks(self, item: Any, child: ChildState, status: str) -> list[str]:
-        """What is still held once everything was released and collected.
-
-        A full collection, cheap here because the heap inherited from the agent is frozen;
-        only when something looks leaked is that heap thawed and collected too, for
-        cycles through objects the test made before the fork.
-        """
-        clean = self.clean.get(item.nodeid, oracles.Delta())
-        found = self._measure(child, status, clean)
-        if found:
-            with oracles.resource_warnings() as late, oracles.unraisable() as ignored:
-                oracles.thaw()
-            self.warns.extend(late)
-            found = self._measure(child, status, clean, ignored)
-        return found
-
-    def _measure(self, child: ChildState, status: str, clean: oracles.Delta,
-                 more_ignored: list[str] | None = None) -> list[str]:
-        oracles.join_new_threads(self.test_threads)
-        with oracles.resource_warnings() as late, oracles.unraisable() as ignored:
-            oracles.settle()  # unclosed objects of the failure path warn now
-        self.warns.extend(late)
-        after = oracles.Resources.now()
-        delta = oracles.Delta.between(self.test_start or after, after, self.warns,
-                                      ignored + (more_ignored or []))
-        if status == "passed":  # a failed test's own cleanup of its temp files was skipped
-            delta.temps = self._temp_leftovers()
-        else:  # and so was its release of what others held before the failing call
-            delta.fds = dict(Counter(delta.fds) - self.aftermath.held_before)
-        return oracles.leaks(delta, clean, released=child.released)
-
-    def _covered_lines(self) -> dict[str, list[int]]:
-        collector = getattr(self.cov, "_collector", None)
-        data = getattr(collector, "data", None)
-        if not isinstance(data, dict):
-            return {}
-        root = self.options.root.rstrip("/") + "/"
-        out: dict[str, list[int]] = {}
-        for filename, lines in data.items():
-            if isinstance(filename, str) and filename.startswith(root) and lines:
-                nums = sorted({ln if isinstance(ln, int) else abs(ln[1]) for ln in lines})
-                out[filename[len(root):]] = [n for n in nums if n > 0]
-        return out
+        clean = self.run.clean[item.nodeid]
+        running = self.forker.popen(
+            subprocess_command(self.options, item),
+            lambda fd: subprocess_env(self.options, unit, clean, fd, extra),
+            self.test.writes if self.test is not None else [])
+        return self.forker.finish(running, unit.id, self._timeout_for(unit), "subprocess")
 
 
-def _contradicted(action: str, hit: Hit) -> str | None:
-    """Why ``raise(ERRNO)`` cannot happen at ``hit`` (ENOENT for a file that exists)."""
-    import errno as errno_names
+def subprocess_command(options: AgentOptions, item: Any) -> list[str]:
+    """The command of a subprocess unit: pytest running ``item`` alone.
 
-    from failpath.stdlib.defaults import consistent
-
-    name = action[6:-1].split(",")[0].strip() if action.startswith("raise(") else ""
-    code = getattr(errno_names, name, None)
-    if not isinstance(code, int) or consistent(code, hit):
-        return None
-    return f"{name} contradicts the state at the hit: a real system cannot fail this way here"
-
-
-def _without_facts(result: dict[str, Any]) -> dict[str, Any]:
-    """A result as reported: without the facts only the parent needed."""
-    return {k: v for k, v in result.items() if k not in ("damage", "evidence", "released")}
-
-
-def _propagating(scope: evidence.Scope) -> BaseException | None:
-    """The exception propagating at a hit, if the hit is in the project's cleanup code.
-
-    A ``finally`` block of the project runs while it propagates, and so does an ``except``
-    block of the project that raises at its end. A ``with`` block's exit (a file's close
-    at the end of ``with open``, a lock's release in its ``__exit__``) is not counted:
-    replacing the body's error there is how Python's ``with`` works, not a choice of the
-    code. Nor is an ``except`` that ends the
-    error (it raises only under a condition, or not at all), nor a block of the standard
-    library or a third party (pathlib's ``mkdir(exist_ok=True)`` checking ``is_dir``).
+    The same rootdir as this worker's, so the node id names the same test.
     """
-    current = sys.exc_info()[1]
-    if current is None or evidence.injection_of_self(current):
-        return None
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and scope.kind(frame.f_code.co_filename) == "failpath":
-        frame = frame.f_back  # from the point's own caller (pathlib's stat, say) up
-    block = evidence.handling_block(frame)
-    if block is not None:
-        handler, goes_on = block
-        if not goes_on or scope.kind(handler.f_code.co_filename) != "project":
-            return None
-    return current
+    return [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
+            f"--rootdir={item.config.rootpath}", "--capture=sys", "-q", "--no-header",
+            "-p", "no:randomly", str(item.config.rootpath / item.nodeid),
+            *options.pytest_args]
 
 
-def _masked(original: BaseException | None, injected: BaseException | None,
-            final: BaseException | None, scope: evidence.Scope) -> str | None:
-    """``describe(original)`` when the injected error replaced it on its way out.
+def subprocess_env(options: AgentOptions, unit: Unit, clean: oracles.Delta, result_fd: int,
+                   extra: dict[str, Any]) -> dict[str, str]:
+    """The environment of a subprocess unit: its agent's options in FAILPATH_AGENT."""
+    import json
 
-    Not when the project caught the injected error (a cleanup whose errors are ignored
-    on purpose): the original went on.
-    """
-    if original is None or injected is None:
-        return None
-    catch = evidence.catch_of(injected, scope)
-    if catch is not None and catch.where == "project":
-        return None
-    if final is not None and any(e is original for e in evidence.cause_chain(final)):
-        return None  # the original reached the test (or what the test saw was raised from it)
-    if any(e is original for e in evidence.full_chain(injected)[1:]):
-        return describe(original)
-    return None
+    opts = {"root": options.root, "groups": options.groups, "coverage": options.coverage,
+            "clean_errors": options.clean_errors, "memory_limit": options.memory_limit,
+            "unit": unit.to_json(), "clean": clean.to_json(), "result_fd": result_fd,
+            "baseline": False, "parent": os.getpid(), "include": options.include,
+            "exclude": options.exclude, **extra}
+    env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts))
+    env.pop("FAILPATH", None)
+    return env
 
 
 def install(agent: Agent) -> None:

@@ -42,8 +42,11 @@ from failpath.stdlib._real import bypass, open, os, select, shutil, subprocess
 from failpath.sweep import channel, lifeline
 from failpath.sweep.classify import CONTRACT_ERRORS, classify
 from failpath.sweep.evidence import describe, full_chain
-from failpath.sweep.explore import Agent, ChildState, describe_status, limit_memory
+from failpath.sweep.explore import Agent, TestContext, limit_memory
+from failpath.sweep.fault import UnitFault
+from failpath.sweep.forker import describe_status
 from failpath.sweep.records import Evidence, MemoryFacts, Phase, Unit, UnitResult
+from failpath.sweep.testrun import ChildState
 
 #: The class of memory units' points, and the prefix of their tags' names.
 POINT_CLASS = "memory:c"
@@ -312,159 +315,21 @@ def collect(fd: int, pid: int, timeout: float) -> tuple[dict[str, Any] | None, s
     return facts, "\n".join(text).strip(), status, hung
 
 
-# -- the agent -----------------------------------------------------------------------------
-class MemoryAgent(Agent):
-    """The agent of a memory sweep (``--memory``): it fails allocations inside C calls."""
+class CallFailer:
+    """At a planned call's entry: forks the reference call, then each failed allocation.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.installation: ccalls.Installation | None = None
-        self.calls: dict[tuple[str, int], list[Unit]] = {}  # planned calls of this test
-        self.target: tuple[str, int] | None = None  # the call a unit's child waits for
+    Each child makes the call from this very state and reports what happened at its
+    boundary; the parent classifies it, adding the Python stack at the call, the C stack of
+    a crash (gdb, for the first crashes at a site) and, for a bug, a standalone reproducer.
+    """
+
+    def __init__(self, options: Any, timeout_for: Callable[[Unit], float]) -> None:
+        self.options = options
+        self.timeout_for = timeout_for  # a unit's timeout (the agent's)
         self.c_stacks: Counter[str] = Counter()
 
     def __repr__(self) -> str:
-        phase = self.phase.value if self.phase is not None else None
-        return f"<MemoryAgent pid={self.pid} phase={phase} units_done={len(self.done)}>"
-
-    def _ready(self) -> None:
-        """Wrap the targets (after collection, so the test modules' imports are seen)."""
-        if self.installation is not None:
-            self.installation.rebind()
-            return
-        problem = nomemory.problem()
-        try:
-            if problem is not None:
-                raise InvalidArgument(problem)
-            self.installation = ccalls.install(list(self.options.memory))
-        except InvalidArgument as exc:
-            self._refuse(str(exc))
-        ccalls.set_hook(self.on_call)
-        warm_up()
-
-    def _refuse(self, text: str) -> None:
-        """A target that cannot be swept: the runner prints ``text`` as a usage error."""
-        if self.options.out_fd >= 0:
-            self.emit({"type": "usage-error", "detail": text})
-        elif self.options.result_fd >= 0:
-            channel.send(self.options.result_fd, {"outcome": "unreached", "bug": False,
-                                                  "reason": text, "final": text})
-        os._exit(2)
-
-    # -- the hook of every wrapped call --------------------------------------------------
-    def on_call(self, name: str, original: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        """A call into a target (stdlib/ccalls.py): count it, or sweep it, then make it."""
-        if self.busy or self.phase is None:
-            return ccalls.through(original, args, kwargs)
-        frame = sys._getframe(2)
-        tag = tags.tag_for(frame, NAME_PREFIX + name, POINT_CLASS)
-        k = self.counts[tag.key] = self.counts.get(tag.key, 0) + 1
-        if self.phase == Phase.BASELINE:
-            return self._measured(tag, k, name, original, args, kwargs)
-        call = Call(tag, k, name, original, args, kwargs, frame)
-        if self.phase == Phase.CHILD and self.target == (tag.key, k):
-            self._unit_child_call(call)  # never returns
-        units = self.calls.get((tag.key, k)) if self.phase == Phase.SWEEP else None
-        if units:
-            self.busy = True
-            try:
-                self._sweep_call(call, units)
-            finally:
-                self.busy = False
-        return ccalls.through(original, args, kwargs)
-
-    def _measured(self, tag: tags.Tag, k: int, name: str, original: Any,
-                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """A baseline call: made with the hooks counting its allocations."""
-        rec = self.hits.get(tag.key)
-        if rec is None:
-            rec = self.hits[tag.key] = {
-                "tag": tag.key, "name": tag.name, "cls": tag.cls, "module": tag.module,
-                "function": tag.function, "file": tag.file, "line": tag.line, "count": 0,
-                "sized": False, "nofail": 0, "target": name, "allocs": [], "seconds": 0.0}
-        counted = len(rec["allocs"]) < RECORDED_CALLS
-        collecting = gc.isenabled()
-        if counted:  # from the state the sweep's children make the call in (cold_start)
-            gc.freeze()  # the heap so far is left alone until the test ends (run_baseline)
-            cold_start()
-        started = time.perf_counter()
-        ccalls.depth += 1
-        nomemory.count_only()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            nomemory.disarm()
-            ccalls.depth -= 1
-            rec["count"] = k
-            rec["seconds"] += time.perf_counter() - started
-            if counted:
-                rec["allocs"].append(nomemory.count())
-                if collecting:
-                    gc.enable()
-
-    # -- running tests -------------------------------------------------------------------
-    def _run(self, item: Any) -> dict[str, Any]:
-        """Run the test once (its resources are not measured: only calls are judged)."""
-        return self.run_item_fn(item)
-
-    def run_baseline(self, item: Any) -> dict[str, Any]:
-        """Run ``item`` cleanly, counting its calls into targets and their allocations."""
-        self._ready()
-        self.counts, self.hits = {}, {}
-        self.phase = Phase.BASELINE
-        started = time.perf_counter()
-        try:
-            outcome = self._run(item)
-        finally:
-            self.phase = None
-            gc.unfreeze()
-        return {"test": item.nodeid, "status": outcome["status"],
-                "duration": time.perf_counter() - started, "longrepr": outcome.get("longrepr"),
-                "hits": list(self.hits.values()), "delta": {}, "writes": []}
-
-    def run_units(self, item: Any, units: list[Unit], strategy: str,
-                  clean: dict[str, Any]) -> None:
-        """Sweep ``units`` of one test: fork at each planned call (or replay unit by unit)."""
-        self._ready()
-        if strategy not in ("auto", "fork-at-point"):
-            for unit in self._skip_saturated(units):
-                self._replay(item, unit, self._report, strategy)
-            return
-        self.calls = {}
-        for unit in units:
-            self.calls.setdefault((unit.tag, unit.nth), []).append(unit)
-        self.counts = {}
-        self.phase = Phase.SWEEP
-        try:
-            self._run(item)
-        finally:
-            self.phase, self.calls = None, {}
-        for unit in units:
-            if unit.id not in self.done:
-                self._report(unit, UnitResult("unreached", "the call was not made in this run "
-                                              "(the test is not deterministic)",
-                                              _STRATEGY).to_json())
-
-    # -- one planned call ----------------------------------------------------------------
-    def _sweep_call(self, call: Call, units: list[Unit]) -> None:
-        """The SQLite loop at one call: the reference, then n = 1, 2, ... in the plan."""
-        units = sorted(self._skip_saturated(units), key=lambda u: (u.mode, _n(u)))
-        if not units:
-            return
-        ref = self._reference(call, units[0])
-        stopped: set[str] = set()
-        for unit in units:
-            n = _n(unit)
-            if isinstance(ref, str) or unit.mode in stopped or n > ref["allocations"]:
-                self._conclude(unit, _unreached(unit, ref, call.name))
-                continue
-            result = self._fail_once(call, unit, ref, _STRATEGY)
-            if result["outcome"] == "unreached":
-                stopped.add(unit.mode)  # the call completed without reaching n
-            elif result.get("bug") and self.options.confirm:
-                result = self._confirmed(call, unit, ref, result)
-            self._conclude(unit, result)
+        return f"<CallFailer {sum(self.c_stacks.values())} C stacks taken>"
 
     def _fork(self, call: Call, n: int, persistent: bool, timeout: float
               ) -> tuple[dict[str, Any] | None, str, int, bool, float]:
@@ -481,9 +346,9 @@ class MemoryAgent(Agent):
         facts, text, status, hung = collect(read_fd, pid, timeout)
         return facts, text, status, hung, time.perf_counter() - started
 
-    def _reference(self, call: Call, unit: Unit) -> dict[str, Any] | str:
+    def reference(self, call: Call, unit: Unit) -> dict[str, Any] | str:
         """The call made with nothing failed, from this state: its facts, or why not."""
-        facts, text, status, hung, _ = self._fork(call, 0, False, self._timeout_for(unit))
+        facts, text, status, hung, _ = self._fork(call, 0, False, self.timeout_for(unit))
         if facts is not None and "agent_error" in facts:
             return f"failpath could not read the call's outcome: {facts['agent_error']}"
         if facts is None:
@@ -497,7 +362,7 @@ class MemoryAgent(Agent):
             return float(self.options.timeout)
         return max(2.0, 20 * float(ref.get("seconds") or 0.0) + 1.0)
 
-    def _fail_once(self, call: Call, unit: Unit, ref: dict[str, Any],
+    def fail_once(self, call: Call, unit: Unit, ref: dict[str, Any],
                    strategy: str) -> dict[str, Any]:
         """Fork, fail allocation n of the call there, and classify what it did."""
         n, persistent = _n(unit), unit.mode == "persistent"
@@ -561,23 +426,179 @@ class MemoryAgent(Agent):
         return "C stack (gdb):\n" + gdb_stack(gdb, call, _n(unit), unit.mode == "persistent",
                                              self.options.memory_limit)
 
-    # -- confirming, and replaying one unit from the pre-test state -----------------------
-    def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
-        """Report a result; a bug only once the same failure, made again, agrees."""
-        self._report(unit, result)
-
-    def _confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
+    def confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
                    first: dict[str, Any]) -> dict[str, Any]:
         """Fail the same allocation again from the same state: the second verdict counts.
 
         Allocation numbers follow the interpreter's state, so the bug is checked where it
         was found, not from a replay of the test (whose caches differ).
         """
-        again = self._fail_once(call, unit, ref, _STRATEGY)
+        again = self.fail_once(call, unit, ref, _STRATEGY)
         if again["outcome"] == first["outcome"]:
             return dict(first, confirmed="repeated")
         return dict(again, disagreement={"first": first["outcome"], "again": again["outcome"],
                                          "first-reason": first.get("reason")})
+
+
+# -- the agent -----------------------------------------------------------------------------
+class MemoryAgent(Agent):
+    """The agent of a memory sweep (``--memory``): it fails allocations inside C calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.installation: ccalls.Installation | None = None
+        self.calls: dict[tuple[str, int], list[Unit]] = {}  # planned calls of this test
+        self.target: tuple[str, int] | None = None  # the call a unit's child waits for
+        self.failer = CallFailer(self.options, self._timeout_for)
+
+    def __repr__(self) -> str:
+        phase = self.phase.value if self.phase is not None else None
+        return f"<MemoryAgent pid={self.pid} phase={phase} units_done={len(self.verdicts.done)}>"
+
+    def _ready(self) -> None:
+        """Wrap the targets (after collection, so the test modules' imports are seen)."""
+        if self.installation is not None:
+            self.installation.rebind()
+            return
+        problem = nomemory.problem()
+        try:
+            if problem is not None:
+                raise InvalidArgument(problem)
+            self.installation = ccalls.install(list(self.options.memory))
+        except InvalidArgument as exc:
+            self._refuse(str(exc))
+        ccalls.set_hook(self.on_call)
+        warm_up()
+
+    def _refuse(self, text: str) -> None:
+        """A target that cannot be swept: the runner prints ``text`` as a usage error."""
+        if self.options.out_fd >= 0:
+            self.emit({"type": "usage-error", "detail": text})
+        elif self.options.result_fd >= 0:
+            channel.send(self.options.result_fd, {"outcome": "unreached", "bug": False,
+                                                  "reason": text, "final": text})
+        os._exit(2)
+
+    # -- the hook of every wrapped call --------------------------------------------------
+    def on_call(self, name: str, original: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        """A call into a target (stdlib/ccalls.py): count it, or sweep it, then make it."""
+        if self.busy or self.phase is None:
+            return ccalls.through(original, args, kwargs)
+        frame = sys._getframe(2)
+        tag = tags.tag_for(frame, NAME_PREFIX + name, POINT_CLASS)
+        k = self.counter.next(tag.key)
+        if self.phase == Phase.BASELINE:
+            return self._measured(tag, k, name, original, args, kwargs)
+        call = Call(tag, k, name, original, args, kwargs, frame)
+        if self.phase == Phase.CHILD and self.target == (tag.key, k):
+            self._unit_child_call(call)  # never returns
+        units = self.calls.get((tag.key, k)) if self.phase == Phase.SWEEP else None
+        if units:
+            self.busy = True
+            try:
+                self._sweep_call(call, units)
+            finally:
+                self.busy = False
+        return ccalls.through(original, args, kwargs)
+
+    def _measured(self, tag: tags.Tag, k: int, name: str, original: Any,
+                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A baseline call: made with the hooks counting its allocations."""
+        rec = self.counter.hits.get(tag.key)
+        if rec is None:
+            rec = self.counter.hits[tag.key] = {
+                "tag": tag.key, "name": tag.name, "cls": tag.cls, "module": tag.module,
+                "function": tag.function, "file": tag.file, "line": tag.line, "count": 0,
+                "sized": False, "nofail": 0, "target": name, "allocs": [], "seconds": 0.0}
+        counted = len(rec["allocs"]) < RECORDED_CALLS
+        collecting = gc.isenabled()
+        if counted:  # from the state the sweep's children make the call in (cold_start)
+            gc.freeze()  # the heap so far is left alone until the test ends (run_baseline)
+            cold_start()
+        started = time.perf_counter()
+        ccalls.depth += 1
+        nomemory.count_only()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            nomemory.disarm()
+            ccalls.depth -= 1
+            rec["count"] = k
+            rec["seconds"] += time.perf_counter() - started
+            if counted:
+                rec["allocs"].append(nomemory.count())
+                if collecting:
+                    gc.enable()
+
+    # -- running tests -------------------------------------------------------------------
+    def _run(self, item: Any) -> dict[str, Any]:
+        """Run the test once (its resources are not measured: only calls are judged)."""
+        return self.run_item_fn(item)
+
+    def run_baseline(self, item: Any) -> dict[str, Any]:
+        """Run ``item`` cleanly, counting its calls into targets and their allocations."""
+        self._ready()
+        self.counter.clear()
+        self.phase = Phase.BASELINE
+        started = time.perf_counter()
+        try:
+            outcome = self._run(item)
+        finally:
+            self.phase = None
+            gc.unfreeze()
+        return {"test": item.nodeid, "status": outcome["status"],
+                "duration": time.perf_counter() - started, "longrepr": outcome.get("longrepr"),
+                "hits": list(self.counter.hits.values()), "delta": {}, "writes": []}
+
+    def run_units(self, test: TestContext) -> None:
+        """Sweep the units of one test: fork at each planned call (or replay unit by unit)."""
+        self._ready()
+        self.test = test
+        item, units, strategy = test.item, test.units, test.strategy
+        if strategy not in ("auto", "fork-at-point"):
+            for unit in self.verdicts.skip_saturated(units):
+                self._replay(item, unit, self.report, strategy)
+            return
+        self.calls = {}
+        for unit in units:
+            self.calls.setdefault((unit.tag, unit.nth), []).append(unit)
+        self.counter.restart()
+        self.phase = Phase.SWEEP
+        try:
+            self._run(item)
+        finally:
+            self.phase, self.calls = None, {}
+        for unit in units:
+            if unit.id not in self.verdicts.done:
+                self.report(unit, UnitResult("unreached", "the call was not made in this run "
+                                             "(the test is not deterministic)",
+                                             _STRATEGY).to_json())
+
+    # -- one planned call ----------------------------------------------------------------
+    def _sweep_call(self, call: Call, units: list[Unit]) -> None:
+        """The SQLite loop at one call: the reference, then n = 1, 2, ... in the plan."""
+        units = sorted(self.verdicts.skip_saturated(units), key=lambda u: (u.mode, _n(u)))
+        if not units:
+            return
+        ref = self.failer.reference(call, units[0])
+        stopped: set[str] = set()
+        for unit in units:
+            n = _n(unit)
+            if isinstance(ref, str) or unit.mode in stopped or n > ref["allocations"]:
+                self._conclude(unit, _unreached(unit, ref, call.name))
+                continue
+            result = self.failer.fail_once(call, unit, ref, _STRATEGY)
+            if result["outcome"] == "unreached":
+                stopped.add(unit.mode)  # the call completed without reaching n
+            elif result.get("bug") and self.options.confirm:
+                result = self.failer.confirmed(call, unit, ref, result)
+            self._conclude(unit, result)
+
+    # -- confirming, and replaying one unit from the pre-test state -----------------------
+    def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
+        """Report a result; a bug only once the same failure, made again, agrees."""
+        self.report(unit, result)
 
     def _replay(self, item: Any, unit: Unit,
                 conclude: Callable[[Unit, dict[str, Any]], None], strategy: str) -> None:
@@ -588,7 +609,7 @@ class MemoryAgent(Agent):
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            self._become_child(unit, write_fd, strategy)
+            self.become_child(unit, write_fd, strategy)
             self.finish_child(item, self._run(item))
         gc.unfreeze()
         os.close(write_fd)
@@ -601,11 +622,11 @@ class MemoryAgent(Agent):
         result["duration_s"] = time.perf_counter() - started
         conclude(unit, result)
 
-    def _become_child(self, unit: Unit, result_fd: int, strategy: str, *args: Any,
-                      **kwargs: Any) -> None:
+    def become_child(self, unit: Unit, result_fd: int, strategy: str, *args: Any,
+                     **kwargs: Any) -> None:
         """This process is a unit's child: it runs the test up to the unit's call."""
         if allocation_of(unit.action) is None:  # the worker's self-check: a point unit
-            super()._become_child(unit, result_fd, strategy, *args, **kwargs)
+            super().become_child(unit, result_fd, strategy, *args, **kwargs)
             return
         parent = args[0] if args else kwargs.get("parent")
         self._ready()
@@ -614,10 +635,12 @@ class MemoryAgent(Agent):
             os.setpgid(0, 0)
         except OSError:
             pass  # already a group leader (subprocess started with a new session)
-        self.child = ChildState(unit=unit, result_fd=result_fd, pid=os.getpid(),
-                                strategy=strategy, action=None)  # type: ignore[arg-type]
+        self.run.child = ChildState(unit=unit, result_fd=result_fd, pid=os.getpid(),
+                                    strategy=strategy,
+                                    fault=UnitFault(unit.tag, unit.nth, unit.mode, None))
         self.target = (unit.tag, unit.nth)
-        self.counts, self.phase, self.busy = {}, Phase.CHILD, False
+        self.counter.restart()
+        self.phase, self.busy = Phase.CHILD, False
 
     def finish_child(self, item: Any, outcome: dict[str, Any]) -> None:
         """The test ended without making the unit's call: say so, and exit."""
@@ -640,11 +663,11 @@ class MemoryAgent(Agent):
         assert child is not None
         self.phase, self.busy = None, True
         try:
-            ref = self._reference(call, child.unit)
+            ref = self.failer.reference(call, child.unit)
             if isinstance(ref, str) or _n(child.unit) > ref["allocations"]:
                 result = _unreached(child.unit, ref, call.name)
             else:
-                result = self._fail_once(call, child.unit, ref, child.strategy)
+                result = self.failer.fail_once(call, child.unit, ref, child.strategy)
             result["id"] = child.unit.id
             channel.send(child.result_fd, result)
         finally:

@@ -8,38 +8,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from failpath.errors import FailpathError, InvalidArgument
 from failpath.stdlib._real import open, os
 from failpath.sweep import executor, lifeline
+from failpath.sweep.dispatch import Dispatcher, Running, Slice, SweepError
 from failpath.sweep.journal import Journal
 from failpath.sweep.units import unit_id, unit_timeout
-
-MAX_RESPAWNS = 3
-
-
-class SweepError(FailpathError):
-    """The sweep could not run (the message says why and where the log is)."""
 
 
 class Terminated(BaseException):
     """The runner got SIGTERM: it stops its agents and the sweep ends as interrupted."""
-
-
-@dataclass
-class Slice:
-    """The units one agent is responsible for, grouped by test in run order."""
-
-    index: int
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    respawns: int = 0
-
-    @property
-    def load(self) -> float:
-        """Estimated seconds of work."""
-        return sum(t["estimate"] for t in self.tests)
 
 
 def _agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[str, Any]:
@@ -78,6 +57,9 @@ class Runner:
         self._variety_found: list[dict[str, Any]] = []
         self.mark = lifeline.new_mark()  # every process of this sweep carries it
         self._spawned = 0
+        self.dispatcher = Dispatcher(
+            self.state_dir, lambda index: self._spawn(index, baseline=False),
+            self._recorded, self._watchdog, lambda kind, data: self.on_event(kind, data))
 
     # -- phases ------------------------------------------------------------------------
     def run(self) -> Journal:
@@ -264,34 +246,8 @@ class Runner:
     def _baseline(self, journal: Journal) -> executor.AgentProc:
         agent = self._spawn(0, baseline=True)
         self.on_event("phase", {"phase": "baseline"})
-        while True:
-            got = False
-            for _, msg in executor.messages([agent], 1.0):
-                got = True
-                kind = msg.get("type")
-                if kind == "collected":
-                    self.on_event("collected", msg)
-                elif kind == "selfcheck":
-                    journal.set_json("selfcheck", msg)
-                    if not msg.get("ok"):
-                        raise SweepError(f"self-check failed: {msg.get('detail')}; "
-                                         f"see {agent.log_path}")
-                elif kind == "baseline":
-                    journal.add_baseline(msg["record"])
-                    self.on_event("baseline", msg["record"])
-                elif kind == "usage-error":  # the agent refused a setting (a --memory target)
-                    raise InvalidArgument(msg["detail"])
-                elif kind == "baseline-done":
-                    journal.set_json("clean_lines", msg.get("clean_lines", {}))
-                    journal.set("baseline_done", "1")
-                    return agent
-                elif kind == "eof":
-                    raise SweepError(
-                        "the test run ended before its baseline finished "
-                        f"(pytest exit {agent.proc.wait()}); last lines of {agent.log_path}:\n"
-                        + executor.log_tail(agent.log_path))
-            if not got and agent.proc.poll() is not None and agent.reader.eof:
-                raise SweepError(f"the test run exited early; see {agent.log_path}")
+        self.dispatcher.baseline(journal, agent)
+        return agent
 
     def _slices(self, journal: Journal) -> list[Slice]:
         tests = self._test_entries(journal, with_units=False)
@@ -321,23 +277,6 @@ class Runner:
             tests.append(entry)
         tests.sort(key=lambda t: -t["estimate"])  # longest first
         return tests
-
-    def _write_plan(self, s: Slice, attempt: int, journal: Any = None) -> str:
-        """The slice's plan file: each test's pending units, read one test at a time."""
-        path = os.path.join(self.state_dir, f"plan-{s.index}-{attempt}.jsonl")
-        with open(path, "w", encoding="utf-8") as fh:
-            for t in s.tests:
-                units = t.get("units") if journal is None else journal.pending_of(t["test"])
-                if units:
-                    fh.write(json.dumps(dict(t, units=units)) + "\n")
-        return path
-
-    def _start_slice(self, s: Slice, reuse: executor.AgentProc | None,
-                     journal: Any = None) -> executor.AgentProc:
-        agent = reuse if reuse is not None else self._spawn(s.index, baseline=False)
-        agent.finished = False
-        agent.send_plan(self._write_plan(s, s.respawns, journal))
-        return agent
 
     def _start_saturation(self, journal: Journal) -> None:
         """Saturation state from the results so far (a resumed sweep continues it)."""
@@ -370,65 +309,18 @@ class Runner:
         self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
         if not any(s.tests for s in slices):
             if first is not None:
-                first.send_plan(self._write_plan(Slice(0), 0))
+                first.send_plan(self.dispatcher.write_plan(Slice(0), 0))
             return
-        running = {}
-        for s in slices:
-            agent = self._start_slice(s, first if s.index == 0 else None, journal)
-            running[agent.index] = (s, agent)
-        while any(not a.finished for _, a in running.values()):
-            for agent, msg in executor.messages([a for _, a in running.values()], 1.0):
-                self._handle(journal, running, agent, msg)
-            self._watchdog(running)
+        self.dispatcher.run(journal, slices, first)
 
-    def _handle(self, journal: Journal, running: dict[int, tuple[Slice, executor.AgentProc]],
-                agent: executor.AgentProc, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "unit":
-            result = msg["result"]
-            unit = journal.unit(result["id"])
-            if unit is None and msg.get("unit"):  # added while sweeping (a retry site)
-                journal.add_units([msg["unit"]])
-                unit = journal.unit(result["id"])
-            if unit is not None and journal.record(result["id"], result):
-                self.on_event("unit", {"unit": unit, "result": result})
-                self._saturate(journal, unit, result)
-        elif kind == "done":
-            agent.finished = True
-        elif kind == "eof" and not agent.finished:
-            self._agent_died(journal, running, agent)
+    def _recorded(self, journal: Journal, unit: dict[str, Any], result: dict[str, Any]) -> None:
+        """The journal took a unit's result: show it, and let saturation see it."""
+        self.on_event("unit", {"unit": unit, "result": result})
+        self._saturate(journal, unit, result)
 
-    def _watchdog(self, running: dict[int, tuple[Slice, executor.AgentProc]]) -> None:
-        limit = max((t["timeout"] for s, _ in running.values() for t in s.tests), default=10.0)
-        for _s, agent in running.values():
-            if not agent.finished and time.monotonic() - agent.last_seen > 3 * limit + 60:
-                agent.kill()  # its EOF is then handled as a death
-
-    def _agent_died(self, journal: Journal, running: dict[int, tuple[Slice, executor.AgentProc]],
-                    agent: executor.AgentProc) -> None:
-        s, _ = running[agent.index]
-        status = agent.proc.wait()
-        agent.close()
-        agent.end_children()  # a unit's child of the dead agent, stuck or not
-        agent.finished = True
-        left = journal.pending_tests()
-        s.tests = [dict(t, count=left[t["test"]]) for t in s.tests if t["test"] in left]
-        if not s.tests:
-            return
-        s.respawns += 1
-        if s.respawns > MAX_RESPAWNS:
-            for t in s.tests:
-                for u in journal.pending_of(t["test"]):
-                    journal.record(u["id"], {"outcome": "crashed", "bug": True,
-                                             "strategy": "agent", "error": None,
-                                             "final": f"the worker died {MAX_RESPAWNS + 1} "
-                                                      f"times (exit {status}); see "
-                                                      f"{agent.log_path}"})
-            return
-        # The test in flight took the worker down: replay its remaining units one by one.
-        s.tests[0]["strategy"] = "fork-per-unit"
-        self.on_event("respawn", {"agent": agent.index, "status": status})
-        running[agent.index] = (s, self._start_slice(s, None, journal))
+    def _watchdog(self, running: Running) -> None:
+        """About once a second while agents run (sweep/dispatch.py Dispatcher.watchdog)."""
+        self.dispatcher.watchdog(running)
 
     def _stop_all(self) -> None:
         for agent in self.agents:

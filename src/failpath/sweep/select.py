@@ -79,7 +79,7 @@ CONTEXT_SLACK_S = 2.0
 
 
 def contexts_of(reaches: list[Reach]) -> dict[str, tuple[Reach, int]]:
-    """Each calling context of a site (sweep/explore.py Agent._context), with the fastest
+    """Each calling context of a site (sweep/counting.py HitCounter._context), with the fastest
     test's first hit in it."""
     found: dict[str, tuple[Reach, int]] = {}
     for r in reaches:

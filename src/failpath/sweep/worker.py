@@ -7,8 +7,9 @@ from typing import Any
 
 from failpath.stdlib._real import open, os
 from failpath.sweep import channel
-from failpath.sweep.explore import Agent, AgentOptions
-from failpath.sweep.records import Phase, Unit
+from failpath.sweep.explore import Agent, AgentOptions, TestContext
+from failpath.sweep.forker import TempArea
+from failpath.sweep.records import Unit
 
 
 def _tmp_roots(session: Any) -> tuple[Any, Any]:
@@ -25,7 +26,6 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
     """Run the agent's work in this pytest session, then return (pytest then exits)."""
     items = {item.nodeid: item for item in session.items}
     basetemp, _ = _tmp_roots(session)
-    agent.basetemp = basetemp
     start_entries: set[str] = set()
 
     def new_tmp_dirs() -> list[str]:
@@ -37,7 +37,7 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
                 if os.path.join(base, n) not in start_entries
                 and not os.path.islink(os.path.join(base, n))]
 
-    agent.tmp_roots = new_tmp_dirs
+    agent.start_session(TempArea(basetemp, new_tmp_dirs))
     if options.unit is not None:
         _serve_one_unit(agent, options, items)
         return
@@ -46,22 +46,17 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
         _baseline(agent, session, items)
     for entry in _plan_entries(options):
         item = items.get(entry["test"])
-        units = [Unit.from_json(u) for u in entry["units"]]
-        agent.entries.update((u["id"], u) for u in entry["units"])
         if item is None:
-            for unit in units:
-                agent._report(unit, {"outcome": "unreached", "bug": False, "strategy": "none",
-                                     "final": "test not collected in this worker",
-                                     "error": None, "duration_s": 0.0})
+            for unit in [Unit.from_json(u) for u in entry["units"]]:
+                agent.report(unit, {"outcome": "unreached", "bug": False, "strategy": "none",
+                                    "final": "test not collected in this worker",
+                                    "error": None, "duration_s": 0.0})
             continue
         base = basetemp()
         start_entries.clear()
         if base is not None and os.path.isdir(base):
             start_entries.update(os.path.join(base, n) for n in os.listdir(base))
-        agent.baseline_writes[item.nodeid] = entry.get("writes", [])
-        agent.timeouts[item.nodeid] = float(entry["timeout"])
-        agent.run_units(item, units, entry.get("strategy", options.strategy),
-                        entry.get("clean", {}))
+        agent.run_units(TestContext.from_entry(item, entry, options.strategy))
         agent.emit({"type": "test-done", "test": item.nodeid})
     agent.emit({"type": "done"})
 
@@ -77,7 +72,7 @@ def _baseline(agent: Agent, session: Any, items: dict[str, Any]) -> None:
             continue
         record = agent.run_baseline(item)
         agent.emit({"type": "baseline", "record": record})
-    agent.emit({"type": "baseline-done", "clean_lines": agent._covered_lines()})
+    agent.emit({"type": "baseline-done", "clean_lines": agent.covered_lines()})
 
 
 def _plan_entries(options: AgentOptions) -> Any:
@@ -107,49 +102,43 @@ def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) 
         return
     from failpath.sweep import oracles
 
-    agent.clean[unit.test] = oracles.Delta.from_json(options.clean or {})
-    agent.pid = os.getpid()
+    test = TestContext(item, [unit], "subprocess", oracles.Delta.from_json(options.clean or {}))
     channel.send(options.result_fd, {"type": "ready"})  # the unit's timeout starts now
-    agent.twin_facts = options.twin_facts  # the clean twin's, when this one is the unit
-    agent._become_child(unit, options.result_fd, "subprocess", parent=options.parent,
-                        twin=options.twin)
-    agent.finish_child(item, agent._run(item))
+    agent.run_child(test, unit, options.result_fd, options.parent, twin=options.twin,
+                    twin_facts=options.twin_facts)
+
+
+#: Seconds the self-check's child has to say whether its fault arrived.
+SELFCHECK_TIMEOUT = 10.0
 
 
 def selfcheck(agent: Agent) -> dict[str, Any]:
     """Prove injection is live here: count a point, fork at it, see the marked fault arrive."""
     import failpath
 
-    agent.counts, agent.hits = {}, {}
-    agent.phase = Phase.BASELINE
-    try:
-        failpath.point("failpath.selfcheck", error=OSError)
-    finally:
-        agent.phase = None
-    hits = [h for h in agent.hits.values() if h.get("name") == "failpath.selfcheck"]
+    counted = agent.count(lambda: failpath.point("failpath.selfcheck", error=OSError))
+    hits = [h for h in counted if h.get("name") == "failpath.selfcheck"]
     if not hits:
         return {"type": "selfcheck", "ok": False, "detail": "a point hit was not counted"}
     unit = Unit("selfcheck", "<selfcheck>", hits[0]["tag"], 1, "transient", "raise")
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: fail the hit and say whether the marked fault arrived
+
+    def child(write_fd: int) -> None:  # fail the hit and say whether the marked fault arrived
         ok = False
         try:
-            agent.counts = {}
-            agent._become_child(unit, write_fd, "selfcheck")
+            agent.counter.restart()
+            agent.become_child(unit, write_fd, "selfcheck")
             failpath.point("failpath.selfcheck", error=OSError)
         except OSError as exc:
             ok = failpath.injection_of(exc) is not None
         finally:
             channel.send(write_fd, {"ok": ok})
             os._exit(0)
-    os.close(write_fd)
-    reader = channel.Reader(read_fd)
-    got = reader.first(10.0)
-    reader.close()
-    os.waitpid(pid, 0)
-    agent.phase, agent.child = None, None
-    ok = bool(got and got.get("ok"))
+
+    running = agent.forker.fork(child)
+    assert running is not None  # the child never returns from child()
+    got = agent.forker.wait(running, None, SELFCHECK_TIMEOUT, "selfcheck")
+    agent.forget_child()
+    ok = bool(got.get("ok"))
     detail = "a forced fault fired in a forked child and was recognised" if ok else \
         "a forced fault did not arrive in the forked child"
     return {"type": "selfcheck", "ok": ok, "detail": detail}
