@@ -590,6 +590,11 @@ def test_tempfile_dirs_pair_by_their_shape_where_the_runs_made_different_numbers
     listing, _ = damage.as_faulted_names(faulted, clean, {})
     assert listing["/tmp/tmp485v70l0fsTempFS/f.txt"] == NEW
     assert "/tmp/tmpcccccccc" in listing  # two against one of the plain shape: unpaired
+    # a name that adds the thread id and the pid (safer's tests): they differ too
+    faulted = {"/tmp/tmpkff_kvem-1402938-20066": "dir", "/tmp/tmpkff_kvem-1402938-20066/one": NEW}
+    clean = {"/tmp/tmpqeez1ete-1402938-20068": "dir", "/tmp/tmpqeez1ete-1402938-20068/one": NEW}
+    listing, _ = damage.as_faulted_names(faulted, clean, {})
+    assert listing == faulted
 
 
 def test_a_file_the_failing_call_had_not_changed_is_not_torn(code: Any, tmp_path: Path) -> None:

@@ -362,9 +362,13 @@ _TEMPFILE_RANDOM = re.compile(r"^tmp[a-z0-9_]{8}")
 
 
 def _shape(name: str) -> str:
-    """A directory name with tempfile's random part replaced (``tmp*fsTempFS``); any other
-    name is its own shape only by its kind: all of them pair in order, as before."""
-    return _TEMPFILE_RANDOM.sub("tmp*", name) if _TEMPFILE_RANDOM.match(name) else ""
+    """A directory name with tempfile's random part and any numbers in it replaced
+    (``tmp*fsTempFS``; ``tmp*-#-#`` for a name that adds a thread id and a pid, which
+    differ between the runs too); any other name is shaped only by its kind: all of them
+    pair in order, as before."""
+    if not _TEMPFILE_RANDOM.match(name):
+        return ""
+    return "tmp*" + re.sub(r"\d+", "#", _TEMPFILE_RANDOM.sub("", name))
 
 
 def same_existing(faulted: dict[str, str], clean: dict[str, str], before: dict[str, str],
