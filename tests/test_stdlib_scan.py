@@ -44,6 +44,7 @@ MODULE = textwrap.dedent("""\
             pass
         names += glob.glob(os.path.join(data, "*"))
         fd = os.open(os.path.join(data, "f"), os.O_RDWR)
+        os.write(fd, b"y")  # written through: its close may report a write-back error
         fcntl.flock(fd, fcntl.LOCK_EX)
         fcntl.flock(fd, fcntl.LOCK_UN)
         fcntl.fcntl(fd, fcntl.F_GETFL)
