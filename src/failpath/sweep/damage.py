@@ -28,9 +28,11 @@ from __future__ import annotations
 import hashlib
 import re
 import stat
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from failpath.stdlib import _real
 from failpath.stdlib._real import open, os
 from failpath.sweep import isolation
 
@@ -54,6 +56,10 @@ def digest(path: str) -> str:
         return f"link:{os.readlink(path)}"
     if not stat.S_ISREG(st.st_mode) or isolation.protected(path):
         return "special"
+    if st.st_size <= SQLITE_DUMP_MAX and is_sqlite(path, st.st_ino, st.st_size):
+        found = _sqlite_content(path)
+        if found is not None:
+            return found
     h = hashlib.sha1()
     try:
         with open(path, "rb") as fh:
@@ -87,6 +93,29 @@ def is_sqlite(path: str, inode: int, size: int) -> bool:
             found = False  # gone or unreadable: not known to be one
         _sqlite_files[key] = found
     return found
+
+
+#: SQLite databases up to this size are digested by their content (their SQL dump).
+SQLITE_DUMP_MAX = 4 * 1024 * 1024
+
+
+def _sqlite_content(path: str) -> str | None:
+    """An SQLite database's digest by what it holds: the SQL dump of its committed content,
+    its size the dump's. A rolled-back transaction, a savepoint's pages written back, freed
+    pages kept: the bytes differ, the database does not. None when it cannot be read
+    without waiting or writing (locked, a hot journal to roll back): then its bytes count."""
+    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
+    try:
+        conn = _real.real_sqlite3_connect(uri, uri=True, timeout=0, isolation_level=None)
+    except _real.sqlite3.Error:
+        return None
+    try:
+        dump = "\n".join(conn.iterdump()).encode("utf-8", "surrogatepass")
+    except _real.sqlite3.Error:
+        return None  # locked, or a journal it would have to roll back first
+    finally:
+        conn.close()
+    return f"sha1:{len(dump)}:{hashlib.sha1(dump).hexdigest()[:16]}"
 
 
 def _without_counters(data: bytes) -> bytes:
