@@ -41,15 +41,18 @@ def test_what_others_held_when_the_call_began_is_set_apart(tmp_path: Path,
     assert str(tmp_path / "held-by-the-test") not in oracles.held_from_before(start, None)
 
 
-def test_a_number_reused_for_another_file_is_not_what_was_held(tmp_path: Path,
-                                                               opened: list[int]) -> None:
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_number_reused_for_another_file_is_not_what_was_held(
+        tmp_path: Path, opened: list[int], fresh: bool) -> None:
     fd = _open(tmp_path / "first", opened)
-    start = oracles.fd_identities()
+    oracles.fd_identities(fresh=False)
+    start = oracles.fd_identities(fresh=fresh)  # at a call's start: maybe the cached ones
     os.close(fd)
     again = _open(tmp_path / "second", opened)
     assert again == fd  # the lowest free number
-    assert oracles.held_from_before(start, None) == oracles.held_from_before(
-        {k: v for k, v in start.items() if k != fd}, None)
+    assert oracles.fd_identities(fresh=False)[fd] == start[fd]  # the same set: cached
+    found = oracles.held_from_before(start, None)
+    assert str(tmp_path / "second") not in found and str(tmp_path / "first") not in found
 
 
 @dataclass

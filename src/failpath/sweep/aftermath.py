@@ -147,7 +147,7 @@ class Aftermath:
         thread = threading.get_ident()
         if self._new_fd_call(thread, key):
             with bypass():
-                self.call_fds[thread] = (key, oracles.fd_identities())
+                self.call_fds[thread] = (key, oracles.fd_identities(fresh=False))
         else:
             self.call_fds[thread] = (key, self.call_fds[thread][1])
         key = key[:-1]

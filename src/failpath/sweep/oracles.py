@@ -107,16 +107,30 @@ class Delta:
 FdIds = dict[int, tuple[int, int]]
 
 
-def fd_identities() -> FdIds:
-    """Which file each open fd is (device, inode): one listing and an ``fstat`` per fd."""
+def fd_identities(fresh: bool = True) -> FdIds:
+    """Which file each open fd is (device, inode): one listing and an ``fstat`` per fd.
+
+    Not ``fresh`` (at every project call's start, where the set of open fds mostly has not
+    changed since the last one): the ``fstat`` calls only when that set changed. A number
+    closed and opened again on another file in between keeps its old identity then, and
+    the fresh identities at the fault tell it apart: that fd looks changed, so it stays a
+    suspect, never the other way round."""
+    global _last_fds
+    numbers = frozenset(open_fds())
+    if not fresh and numbers == _last_fds[0]:
+        return dict(_last_fds[1])
     out: FdIds = {}
-    for fd in open_fds():
+    for fd in numbers:
         try:
             st = os.fstat(fd)
         except OSError:
             continue  # the listing's own fd, closed meanwhile
         out[fd] = (st.st_dev, st.st_ino)
-    return out
+    _last_fds = (numbers, out)
+    return dict(out)
+
+
+_last_fds: tuple[frozenset[int], FdIds] = (frozenset(), {})
 
 
 def held_from_before(start: FdIds, releasing: Any) -> Counter[str]:
