@@ -277,9 +277,12 @@ def test_sweep_finds_each_planted_bug_and_nothing_else(memext: Path):
             found.setdefault(function, set()).add(unit["outcome"])
             assert unit["memory"]["script"].startswith('"""Allocation-failure reproducer')
             assert unit["reproducer"] == f"failpath replay '{unit['id']}'"
-    wrong_exception_310 = sys.version_info[:2] == (3, 10) and found.get("apply") == {
-        "mishandled"}  # CPython 3.10's PyErr_Format turns a failed message into ValueError()
-    if wrong_exception_310:
+    # CPython's PyErr_Format turns a message whose formatting failed for memory into a bare
+    # ValueError() (3.10, and 3.11 up to at least 3.11.2, Debian bookworm's): a bug of the
+    # interpreter, not of the corpus, recognised by that bare exception
+    apply_finals = {u["final"] for u in result["units"]
+                    if u["bug"] and u["point"]["name"].endswith(".apply")}
+    if found.get("apply") == {"mishandled"} and apply_finals == {"ValueError"}:
         del found["apply"]
     assert found == {f: {c} for f, c in PLANTED.items()}
     crash = next(u for u in result["units"] if u["outcome"] == "crashed")
