@@ -122,6 +122,19 @@ def test_batch_args_collect_only_the_batchs_file(tmp_path: Path) -> None:
     assert fd.batch_args([], root, "tests/nowhere.py") == []
 
 
+def test_a_workers_outbox_takes_a_unit_added_while_sweeping_and_publishes_its_result() -> None:
+    # the dispatcher adds a persistent unit at a site whose handler retried, then records it
+    published: list[str] = []
+    unit = {"id": "t|s|1|transient|raise", "test": "t"}
+    outbox = fd._Outbox(lambda uid, result: published.append(uid),
+                        [{"test": "t", "units": [unit]}])
+    later = {"id": "t|s|1|persistent|raise", "test": "t"}
+    assert outbox.add_units([later, unit]) == 1  # the batch's own is not added twice
+    assert outbox.unit(later["id"]) == later and outbox.progress() == (0, 2)
+    assert outbox.record(later["id"], {"outcome": "propagated"})
+    assert published == [later["id"]] and outbox.pending_of("t") == [unit]
+
+
 def test_source_digest_follows_sources_and_ignores_state_and_venvs(tmp_path: Path) -> None:
     root = copy_project(tmp_path)
     before = fd.source_digest(str(root))

@@ -187,6 +187,14 @@ class _Outbox:
         """(units done, units in the batch)."""
         return len(self.results), len(self.units)
 
+    def add_units(self, units: list[dict[str, Any]]) -> int:
+        """Like Journal.add_units: units an agent added while sweeping (persistent units at
+        a site whose handler retried); how many were new. Their results are published like
+        the batch's own."""
+        new = [u for u in units if u["id"] not in self.units]
+        self.units.update((u["id"], u) for u in new)
+        return len(new)
+
     def unit(self, unit_id: str) -> dict[str, Any] | None:
         """One of the batch's units by id."""
         return self.units.get(unit_id)
