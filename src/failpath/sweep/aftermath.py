@@ -72,15 +72,17 @@ class Aftermath:
         self.children_at_fault = 0  # this process's children then
         # per thread: the project call that last made an operation that can change a file,
         # and the state of the run's files before that operation
-        self.calls: dict[int, tuple[tuple[int, ...], dict[str, tuple[int, ...] | None]]] = {}
+        # (and, for the small SQLite databases among them, their content then)
+        self.calls: dict[int, tuple[tuple[int, ...], dict[str, tuple[int, ...] | None],
+                                    dict[str, str]]] = {}
         self.at_call_start: dict[str, str] = {}  # at the fault: what the failing call began with
-        # per thread: the project call of the last armed operation, and the fds open when
-        # it began; at the fault, those still held by others than the failing call's object
-        self.call_fds: dict[int, tuple[tuple[int, ...], oracles.FdIds]] = {}
+        # per thread: the project call of the last armed operation, where in it that was,
+        # and the fds open when it began; at the fault, those still held by others than
+        # the failing call's object
+        self.call_fds: dict[int, tuple[tuple[int, ...], int, oracles.FdIds]] = {}
         self.held_before: Counter[str] = Counter()
         self.sizes_at_call_start: dict[str, int] = {}
         self.existed_at_call_start: set[str] = set()  # no orphans of the failing call
-        self.sqlite_at_call: dict[int, dict[str, str]] = {}  # per thread, as ``calls``
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -92,27 +94,27 @@ class Aftermath:
         self.before, self.facts, self.tracking = {}, None, tracking
         self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
         self.call_fds, self.held_before, self.sizes_at_call_start = {}, Counter(), {}
-        self.existed_at_call_start, self.sqlite_at_call = set(), {}
+        self.existed_at_call_start = set()
 
-    def _call_key(self, frame: FrameType | None) -> tuple[int, ...] | None:
+    def _call_key(self, frame: FrameType | None) -> tuple[tuple[int, ...], int] | None:
         """Which project call this is, without holding its frame (that would keep its
         locals alive). A generator's frame lives as long as the generator; a function's
         may be reused by the next call, so its caller's frame and position are part of
         the key too. Two calls from one line in a loop share a key: the later one then
         compares with the earlier one's start, which only keeps more files suspect.
-        The last item is where the call is now (its frame's ``f_lasti``), not part of
-        which call it is: see :meth:`_new_fd_call`."""
+        Also where the call is now (its frame's ``f_lasti``): see :meth:`_new_fd_call`."""
         found = boundary.find(frame, self.scope)
         if found is None:
             return None
         if found.f_code.co_flags & _RESUMABLE:
-            return (id(found), id(found.f_code), found.f_lasti)
+            return (id(found), id(found.f_code)), found.f_lasti
         caller = found.f_back
         return (id(found), id(found.f_code), id(caller),
-                caller.f_lasti if caller is not None else -1, found.f_lasti)
+                caller.f_lasti if caller is not None else -1), found.f_lasti
 
-    def _new_fd_call(self, thread: int, key: tuple[int, ...]) -> bool:
-        """Whether ``key`` begins another call than the one whose fds were taken last.
+    def _new_fd_call(self, thread: int, key: tuple[int, ...], at: int) -> bool:
+        """Whether ``key`` at ``at`` begins another call than the one whose fds were taken
+        last.
 
         Besides another key, a position before the last one seen in the same frame: an
         executor thread runs each task's call in a frame at the same address, from a
@@ -120,7 +122,7 @@ class Aftermath:
         loop in the call went round: its earlier rounds' fds then count as held before,
         which only keeps fewer suspects when the test failed)."""
         last = self.call_fds.get(thread)
-        return last is None or last[0][:-1] != key[:-1] or key[-1] < last[0][-1]
+        return last is None or last[0] != key or at < last[1]
 
     def _releasing(self, frame: FrameType | None) -> Any:
         """The object a project frame on the failing call's stack was releasing (the first
@@ -141,37 +143,37 @@ class Aftermath:
         change a file takes the state (inode, size, times) of the files the run wrote."""
         if not self.tracking:
             return
-        key = self._call_key(frame)
-        if key is None:
+        found = self._call_key(frame)
+        if found is None:
             return
+        key, at = found
         thread = threading.get_ident()
-        if self._new_fd_call(thread, key):
+        if self._new_fd_call(thread, key, at):
             with bypass():
-                self.call_fds[thread] = (key, oracles.fd_identities(fresh=False))
+                self.call_fds[thread] = (key, at, oracles.fd_identities(fresh=False))
         else:
-            self.call_fds[thread] = (key, self.call_fds[thread][1])
-        key = key[:-1]
+            self.call_fds[thread] = (key, at, self.call_fds[thread][2])
         if cls in LOOKS_ONLY:
             return
         last = self.calls.get(thread)
         if last is None or last[0] != key:
             with bypass():
                 stats = {p: _stat_key(p) for p in self.written()}
-                self.calls[thread] = (key, stats)
                 # SQLite rolls a failed transaction back by writing the old pages again:
                 # the file changes (its times) and holds what it held, so its content
                 # at the call's start is kept (small databases only: a digest per call)
-                self.sqlite_at_call[thread] = {
+                databases = {
                     p: damage.digest(p) for p, st in stats.items()
                     if st is not None and stat.S_ISREG(st[4]) and st[1] <= SQLITE_DIGEST_MAX
                     and damage.is_sqlite(p, st[0], st[1])}
+                self.calls[thread] = (key, stats, databases)
 
     def resync(self) -> None:
         """After failpath's own snapshot or its cleanup: a hard link into the store (or its
         removal) changes a file's ctime and nothing else. Take the new ctime where nothing
         else changed, so the call's starting state still matches."""
         with bypass():
-            for _key, stats in self.calls.values():
+            for _key, stats, _databases in self.calls.values():
                 for path, was in stats.items():
                     now = _stat_key(path)
                     if was is not None and now is not None and now[:3] == was[:3] \
@@ -192,15 +194,16 @@ class Aftermath:
             self.children_at_fault = oracles.child_processes()
             if frame is None or not self.tracking:
                 return
-            key = self._call_key(frame)
+            found = self._call_key(frame)
+            if found is None:
+                return
+            key = found[0]
             thread = threading.get_ident()
             last = self.calls.get(thread)
-            if key is None:
-                return
             fds = self.call_fds.get(thread)
-            if fds is not None and fds[0][:-1] == key[:-1]:
-                self.held_before = oracles.held_from_before(fds[1], self._releasing(frame))
-            key = key[:-1]
+            if fds is not None and fds[0] == key:
+                self.held_before = oracles.held_from_before(fds[2], self._releasing(frame))
+            databases: dict[str, str] = {}
             if last is None or last[0] != key:  # nothing in this call could change a file
                 unchanged = list(self.at_fault)
                 self.existed_at_call_start = {p for p in unchanged if os.path.lexists(p)}
@@ -208,9 +211,8 @@ class Aftermath:
                 unchanged = [p for p, st in last[1].items() if _stat_key(p) == st]
                 self.sizes_at_call_start = {p: st[1] for p, st in last[1].items() if st}
                 self.existed_at_call_start = {p for p, st in last[1].items() if st}
-            self.at_call_start = {p: damage.digest(p) for p in unchanged}
-            if last is not None and last[0] == key:
-                self.at_call_start.update(self.sqlite_at_call.get(thread, {}))
+                databases = last[2]
+            self.at_call_start = {p: damage.digest(p) for p in unchanged} | databases
 
     def note_write(self, path: str) -> None:
         """The recorder's ``on_write``: what ``path`` holds before it is written (once)."""
