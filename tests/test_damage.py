@@ -695,3 +695,44 @@ def test_an_sqlite_database_is_digested_by_its_content_not_its_bytes(tmp_path: P
     conn.commit()
     conn.close()
     assert damage.digest(str(db)) != first
+
+
+def _made_then_failed(path: str, conn: Any, statement: str) -> None:
+    """Makes something (a directory, a table, a row), then fails, as a call that is not
+    atomic does when its second step meets an I/O error."""
+    if path:
+        os.mkdir(path)
+    if conn is not None:
+        conn.execute(statement)
+    raise OSError(5, "Input/output error")
+
+
+def _failed_frame(*args: Any) -> Any:
+    try:
+        _made_then_failed(*args)
+    except OSError as exc:
+        tb = exc.__traceback__
+        assert tb is not None and tb.tb_next is not None
+        return tb.tb_next.tb_frame
+    raise AssertionError("the call did not fail")
+
+
+def test_a_retry_that_makes_again_what_the_attempt_made_is_no_broken_object(
+        tmp_path: Path) -> None:
+    import sqlite3
+    made = str(tmp_path / "made")
+    report = probe.retry(_failed_frame(made, None, ""), damage.Places(written=(made,)),
+                         timeout=10)
+    assert report["raised"].startswith("FileExistsError") and report["exists"]
+    assert probe.verdict(report, "None", None) is None
+    conn = sqlite3.connect(":memory:")
+    report = probe.retry(_failed_frame("", conn, "create table t(x)"), damage.Places(),
+                         timeout=10)
+    assert "table t already exists" in report["raised"] and report["exists"]
+    assert probe.verdict(report, "None", None) is None
+    # a row the failed call kept (a constraint the retry hits) still shows a broken object
+    conn.execute("create table u(x primary key)")
+    report = probe.retry(_failed_frame("", conn, "insert into u values (1)"),
+                         damage.Places(), timeout=10)
+    assert report["raised"].startswith("IntegrityError") and not report["exists"]
+    assert "broken for the next call" in (probe.verdict(report, "None", None) or "")

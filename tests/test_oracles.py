@@ -97,3 +97,33 @@ def test_finding_an_objects_fds_runs_none_of_its_code(tmp_path: Path,
     _open(tmp_path / "f", opened)
     start = oracles.fd_identities()
     assert oracles.held_from_before(start, _Lazy())[str(tmp_path / "f")] == 1
+
+
+def test_what_a_failed_release_was_to_delete_is_no_leak_nor_what_is_inside_it() -> None:
+    run = oracles.Delta(temps=["/t/tree", "/t/tree/a", "/t/tree/sub/b", "/t/treehouse",
+                               "/t/other"])
+    found = oracles.leaks(run, oracles.Delta(), released="/t/tree")
+    assert found == ["temporary file left: /t/treehouse", "temporary file left: /t/other"]
+    assert len(oracles.leaks(run, oracles.Delta())) == 5
+
+
+def test_an_unclosed_file_held_before_the_call_is_told_apart_by_its_warning(
+        tmp_path: Path) -> None:
+    import gc
+    import warnings
+    before = open(tmp_path / "before", "wb")  # left unclosed on purpose
+    start = oracles.fd_identities()
+    later = open(tmp_path / "later", "wb")
+    held = oracles.still_held(start, None)
+    with warnings.catch_warnings(record=True) as others:
+        warnings.simplefilter("always")
+        with oracles.resource_warnings() as warns:
+            warnings.warn("not a resource warning", UserWarning, stacklevel=1)
+            del before, later
+            gc.collect()
+    assert [str(w.message) for w in others] == ["not a resource warning"]  # passed on
+    assert len(warns) == 2 and all("unclosed file" in w for w in warns)
+    by_name = {("before" if "before" in w else "later"): w for w in warns}
+    assert oracles.held_warning(by_name["before"], held)
+    assert not oracles.held_warning(by_name["later"], held)
+    assert not oracles.held_warning("unclosed file <plain text>", held)

@@ -326,4 +326,27 @@ def test_closing_a_file_opened_read_only_is_not_a_point(tmp_path: Path) -> None:
             raw.read()
     assert rule.fired == 0 and f.closed and raw.closed
     with failpath.inject("name file.close"), pytest.raises(OSError):
-        open(tmp_path / "f", "r+").close()  # opened for writing: a point
+        with open(tmp_path / "f", "r+") as w:
+            w.write("y")  # opened for writing and written through: a point
+
+
+def test_closing_a_file_nothing_was_written_through_is_not_a_point(tmp_path: Path) -> None:
+    # opened for writing while armed, nothing written: close(2) has nothing to write back
+    with failpath.inject("name file.close") as rule:
+        with open(tmp_path / "empty", "w"):
+            pass
+        with open(tmp_path / "synced", "wb") as f:  # written, then synced: nothing left
+            f.write(b"x")
+            f.flush()
+            os.fsync(f.fileno())
+    assert rule.fired == 0 and (tmp_path / "synced").read_bytes() == b"x"
+    before = open(tmp_path / "empty", "w")  # opened before arming: not known unwritten
+    with failpath.inject("name file.close"), pytest.raises(OSError):
+        before.close()
+    with failpath.inject("name file.close"), pytest.raises(OSError):
+        with open(tmp_path / "synced", "ab") as f:
+            f.write(b"y")  # written since opened: its close writes back
+    fd = os.open(tmp_path / "raw", os.O_WRONLY | os.O_CREAT)
+    with failpath.inject("name file.close"), pytest.raises(OSError):
+        with open(fd, "w"):  # a descriptor opened before arming: not known unwritten
+            pass

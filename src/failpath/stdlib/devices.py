@@ -4,9 +4,10 @@ A write to a character device (``/dev/null`` never fails) or a sync of one is no
 a write to a pipe, FIFO or socket fails with EPIPE, never ENOSPC; reading a pipe or a
 device, or closing one, does not fail at all, nor does closing a file opened read-only
 (close(2) reports only what writing back the file's data met), nor closing a descriptor
-``os.open`` gave while armed that nothing was written through since. Decided by ``fstat`` at
-the armed hit (the real one), cached per file object. A file the test runner, logging or
-failpath opened while armed is :data:`FOREIGN`: none of its operations is a point.
+``os.open`` or ``open`` gave while armed that nothing was written through since. Decided
+by ``fstat`` at the armed hit (the real one), cached per file object. A file the test
+runner, logging or failpath opened while armed is :data:`FOREIGN`: none of its operations
+is a point.
 """
 
 from __future__ import annotations
@@ -67,8 +68,14 @@ def closing_writes_back(fd: int) -> bool:
     through it since (a lock file's fd, the fd ``mkstemp`` returns that its caller closes
     at once) or since its last ``os.fsync``, has nothing to write back either, so it does
     not fail."""
-    unwritten = _unwritten.pop(fd, None)
-    return writes_back(fd) and (unwritten is None or unwritten != _identity(fd))
+    return writes_back(fd) and not unwritten(fd)
+
+
+def unwritten(fd: int) -> bool:
+    """Whether ``fd`` is known to have had nothing written through it since it was opened
+    while armed (or since its last ``fsync``); the knowledge is forgotten (it is closed)."""
+    found = _unwritten.pop(fd, None)
+    return found is not None and found == _identity(fd)
 
 
 #: fd -> (device, inode) of descriptors ``os.open`` opened while armed, through which no
@@ -86,8 +93,8 @@ def _identity(fd: int) -> tuple[int, int] | None:
 
 
 def opened(fd: int) -> None:
-    """``os.open`` (armed) returned ``fd``, or ``os.fsync`` of it returned: nothing written
-    through it waits to be written back."""
+    """``os.open`` or ``open`` (armed) returned ``fd``, or ``os.fsync`` of it returned:
+    nothing written through it waits to be written back."""
     found = _identity(fd)
     if found is not None:
         _unwritten[fd] = found

@@ -56,7 +56,15 @@ def make_reader(real: Method) -> Method:
     return method
 
 
+def _fd_of(f: Any) -> int | None:
+    try:
+        return int(f.fileno())
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None  # closed or detached: the real call raises its own error
+
+
 def _write_slow(f: Any, real: Method, data: Any, layer: str) -> Any:
+    devices.written(_fd_of(f))
     error = _write_error(f) if _usable(f, "writable") else None
     if error is None:
         return _hit.nested(real, f, data)
@@ -86,6 +94,7 @@ def make_writer(real: Method, layer: str) -> Method:
 
 
 def _writelines_slow(f: Any, real: Method, lines: Any) -> Any:
+    devices.written(_fd_of(f))
     error = _write_error(f) if _usable(f, "writable") else None
     if error is None:
         return _hit.nested(real, f, lines)
@@ -128,8 +137,11 @@ def make_flusher(real: Method) -> Method:
 def _close_slow(f: Any, real: Method) -> Any:
     # io's finalizer sets _finalizing before calling close(): never inject into a __del__.
     error = None
-    if not f.closed and not getattr(f, "_finalizing", False):
-        error = _close_error(f)
+    if not f.closed:
+        fd = _fd_of(f)
+        unwritten = fd is not None and devices.unwritten(fd)  # forgotten from here on
+        if not unwritten and not getattr(f, "_finalizing", False):
+            error = _close_error(f)
     if error is None:
         return _hit.nested(real, f)  # nested: the inner layers are finalizing too
     fault = _hit.fault_at("file.close", "io:close", error)
@@ -145,7 +157,9 @@ def _close_slow(f: Any, real: Method) -> Any:
 
 def _close_error(f: Any) -> defaults.OSErrorShape | None:
     """EIO on storage opened for writing; EPIPE where buffered data may meet a closed
-    reader; else None (closing a read-only file, a device or a read end does not fail)."""
+    reader; else None (closing a read-only file, a device or a read end does not fail,
+    nor closing a file opened while armed that nothing was written through: its close
+    has nothing to write back, see :func:`devices.closing_writes_back`)."""
     found = devices.of_file(f)
     if found == devices.FILE:
         return defaults.EIO if devices.writes_back(f.fileno()) else None
@@ -299,7 +313,12 @@ def _open_slow(build: Callable[[], Any], file: Any, rawmode: str, record: bool =
         return devices.disown(_hit.nested(build))
     fault = _hit.fault_at("open", "io:open", _open_error(file, rawmode),
                           _hit.error_filename(file))
-    return _hit.call(fault, build, undo=_close_file, recorded=fresh)
+    f = _hit.call(fault, build, undo=_close_file, recorded=fresh)
+    if not isinstance(file, int):  # a new description: nothing written through it yet
+        fd = _fd_of(f)
+        if fd is not None:
+            devices.opened(fd)
+    return f
 
 
 @functools.wraps(_real.real_open)

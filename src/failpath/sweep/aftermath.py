@@ -81,6 +81,7 @@ class Aftermath:
         # the failing call's object
         self.call_fds: dict[int, tuple[tuple[int, ...], int, oracles.FdIds]] = {}
         self.held_before: Counter[str] = Counter()
+        self.held_ids: oracles.FdIds = {}  # the fds behind held_before
         self.sizes_at_call_start: dict[str, int] = {}
         self.existed_at_call_start: set[str] = set()  # no orphans of the failing call
 
@@ -94,6 +95,7 @@ class Aftermath:
         self.before, self.facts, self.tracking = {}, None, tracking
         self.at_fault, self.calls, self.at_call_start = frozenset(), {}, {}
         self.call_fds, self.held_before, self.sizes_at_call_start = {}, Counter(), {}
+        self.held_ids = {}
         self.existed_at_call_start = set()
 
     def _call_key(self, frame: FrameType | None) -> tuple[tuple[int, ...], int] | None:
@@ -202,7 +204,8 @@ class Aftermath:
             last = self.calls.get(thread)
             fds = self.call_fds.get(thread)
             if fds is not None and fds[0] == key:
-                self.held_before = oracles.held_from_before(fds[2], self._releasing(frame))
+                self.held_ids = oracles.still_held(fds[2], self._releasing(frame))
+                self.held_before = oracles.held_from_before(self.held_ids, None)
             databases: dict[str, str] = {}
             if last is None or last[0] != key:  # nothing in this call could change a file
                 unchanged = list(self.at_fault)

@@ -10,6 +10,9 @@ continues. :func:`verdict` compares the retry with the clean run's call:
   call (a connection left inside its transaction, a lock still held). An object that
   stops on an I/O error and says so (its error quotes or chains the injected one: a
   fail-stop design, as file systems shut down) reports the failure instead;
+  and a retry that fails because what it creates exists (EEXIST, SQLite's "table ...
+  already exists") made twice what the failed attempt had made already: a call that is
+  not idempotent, no broken object (what the attempt left is the files' oracles' to judge);
 * it returned another value (for values that are plain data): a re-read after the failure
   sees other data (a ``pop`` whose read failed had already deleted the item);
 * a file the clean call left is missing or shorter after the retry: the failed attempt
@@ -26,6 +29,7 @@ that differ between any two runs (a fresh id, a timestamp: floats are never comp
 
 from __future__ import annotations
 
+import errno
 import gc
 import inspect
 import re
@@ -203,6 +207,8 @@ def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]
     except BaseException as exc:  # what the retry raised is the evidence
         out = {"raised": f"{type(exc).__qualname__}: {exc}"[:300],
                "programming": isinstance(exc, _PROGRAMMING),
+               # Creating again what the failed attempt created fails by design
+               "exists": any(_says_exists(e) for e in full_chain(exc)),
                # A store that stops on an I/O error and says why (fail-stop by design)
                # reports the earlier failure: it is not broken without a word.
                "reports": any(injection_of_self(e) for e in full_chain(exc))
@@ -215,6 +221,18 @@ def _attempt(fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]
     out["files"] = damage.listing(places)
     out["writes"] = sorted(recorder.paths)
     return out
+
+
+def _says_exists(exc: BaseException) -> bool:
+    """``exc`` says what it was to create exists already: EEXIST (``FileExistsError``,
+    also under a library's own class), or SQLite's "table/index/view ... already exists"."""
+    if isinstance(exc, FileExistsError) or getattr(exc, "errno", None) == errno.EEXIST:
+        return True
+    return type(exc).__module__ == "sqlite3" and type(exc).__name__ == "OperationalError" \
+        and _SQLITE_EXISTS.search(str(exc)) is not None
+
+
+_SQLITE_EXISTS = re.compile(r"^(table|index|view|trigger) \S+ already exists$")
 
 
 def _wait(pid: int, reader: channel.Reader, timeout: float) -> dict[str, Any]:
@@ -256,9 +274,12 @@ def verdict(probe: dict[str, Any] | None, clean_value: str | None,
             return None
         return f"retrying the failed call hung ({probe['hung']:.0f}s): the object is stuck"
     if "raised" in probe:
-        if probe.get("programming") or probe.get("reports"):
+        if probe.get("programming") or probe.get("reports") or probe.get("exists"):
             # the probe's own call did not fit (no evidence either way), or the object
-            # says it stopped because of the failure (a documented fail-stop)
+            # says it stopped because of the failure (a documented fail-stop), or the
+            # retry made again what the failed attempt had made before it failed (a
+            # directory, a table): a call that is not idempotent, not a broken object.
+            # Whether what the attempt left is damage, the files' oracles judge.
             return None
         return (f"retrying the failed call raised {probe['raised']}: the failure left the "
                 "object broken for the next call")

@@ -242,7 +242,11 @@ class TestRun:
             oracles.settle()  # unclosed objects of the failure path warn now
         self.warns.extend(late)
         after = oracles.Resources.now()
-        delta = oracles.Delta.between(self.test_start or after, after, self.warns,
+        warns = self.warns
+        if status != "passed":  # the unclosed objects others held before the failing call
+            held = self.aftermath.held_ids
+            warns = [w for w in warns if not oracles.held_warning(w, held)]
+        delta = oracles.Delta.between(self.test_start or after, after, warns,
                                       ignored + (more_ignored or []))
         if status == "passed":  # a failed test's own cleanup of its temp files was skipped
             delta.temps = self._temp_leftovers()
