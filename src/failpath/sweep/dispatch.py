@@ -16,13 +16,38 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from failpath.errors import FailpathError, InvalidArgument
 from failpath.stdlib._real import open, os
 from failpath.sweep import executor
+from failpath.sweep.journal import Journal
 
 MAX_RESPAWNS = 3
+
+
+class UnitStore(Protocol):
+    """Where the units a dispatcher runs, and their results, are kept: the journal on the
+    driver (sweep/journal.py), a Dask worker's outbox for its batch (sweep/distributed.py).
+    """
+
+    def unit(self, unit_id: str) -> dict[str, Any] | None:
+        """One planned unit by id."""
+
+    def add_units(self, units: list[dict[str, Any]]) -> int:
+        """Add units (an agent's, made while sweeping); how many were new."""
+
+    def record(self, unit_id: str, result: dict[str, Any]) -> bool:
+        """Keep one unit's result; False when it was recorded before (never twice)."""
+
+    def pending_tests(self) -> dict[str, int]:
+        """How many units each test has left."""
+
+    def pending_of(self, test: str) -> list[dict[str, Any]]:
+        """One test's units without a result, in plan order."""
+
+    def progress(self) -> tuple[int, int]:
+        """(units done, units planned)."""
 
 
 class SweepError(FailpathError):
@@ -55,7 +80,7 @@ class Dispatcher:
     """
 
     def __init__(self, state_dir: str, spawn: Callable[[int], executor.AgentProc],
-                 recorded: Callable[[Any, dict[str, Any], dict[str, Any]], None],
+                 recorded: Callable[[UnitStore, dict[str, Any], dict[str, Any]], None],
                  tick: Callable[[Running], None],
                  on_event: Callable[[str, dict[str, Any]], None]) -> None:
         self.state_dir = state_dir
@@ -67,7 +92,7 @@ class Dispatcher:
     def __repr__(self) -> str:
         return f"<Dispatcher {self.state_dir!r}>"
 
-    def baseline(self, journal: Any, agent: executor.AgentProc) -> None:
+    def baseline(self, journal: Journal, agent: executor.AgentProc) -> None:
         """Route the baseline agent's messages into the journal until its baseline is done.
 
         Raises:
@@ -103,7 +128,8 @@ class Dispatcher:
             if not got and agent.proc.poll() is not None and agent.reader.eof:
                 raise SweepError(f"the test run exited early; see {agent.log_path}")
 
-    def run(self, journal: Any, slices: list[Slice], first: executor.AgentProc | None) -> None:
+    def run(self, journal: UnitStore, slices: list[Slice],
+            first: executor.AgentProc | None) -> None:
         """Sweep ``slices`` (``first``: the baseline's agent, reused for slice 0)."""
         running: Running = {}
         for s in slices:
@@ -114,7 +140,7 @@ class Dispatcher:
                 self.handle(journal, running, agent, msg)
             self.tick(running)
 
-    def write_plan(self, s: Slice, attempt: int, journal: Any = None) -> str:
+    def write_plan(self, s: Slice, attempt: int, journal: UnitStore | None = None) -> str:
         """The slice's plan file: each test's pending units, read one test at a time."""
         path = os.path.join(self.state_dir, f"plan-{s.index}-{attempt}.jsonl")
         with open(path, "w", encoding="utf-8") as fh:
@@ -125,14 +151,14 @@ class Dispatcher:
         return path
 
     def start_slice(self, s: Slice, reuse: executor.AgentProc | None,
-                    journal: Any = None) -> executor.AgentProc:
+                    journal: UnitStore | None = None) -> executor.AgentProc:
         """Send the slice's plan to ``reuse``, or to a new agent; that agent."""
         agent = reuse if reuse is not None else self.spawn(s.index)
         agent.finished = False
         agent.send_plan(self.write_plan(s, s.respawns, journal))
         return agent
 
-    def handle(self, journal: Any, running: Running, agent: executor.AgentProc,
+    def handle(self, journal: UnitStore, running: Running, agent: executor.AgentProc,
                msg: dict[str, Any]) -> None:
         """One message of an agent: a unit's result, its "done", or its end."""
         kind = msg.get("type")
@@ -157,7 +183,7 @@ class Dispatcher:
             if not agent.finished and time.monotonic() - agent.last_seen > 3 * limit + 60:
                 agent.kill()  # its EOF is then handled as a death
 
-    def agent_died(self, journal: Any, running: Running, agent: executor.AgentProc) -> None:
+    def agent_died(self, journal: UnitStore, running: Running, agent: executor.AgentProc) -> None:
         """Respawn a dead agent for its slice's remaining units (or record them crashed)."""
         s, _ = running[agent.index]
         status = agent.proc.wait()

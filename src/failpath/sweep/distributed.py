@@ -34,9 +34,9 @@ from failpath.errors import InvalidArgument
 from failpath.extras import require
 from failpath.stdlib._real import open, os, shutil, tempfile
 from failpath.sweep import executor, lifeline
-from failpath.sweep.dispatch import Running, Slice
+from failpath.sweep.dispatch import Dispatcher, Running, Slice
 from failpath.sweep.journal import Journal
-from failpath.sweep.runner import Runner, SweepError
+from failpath.sweep.runner import Runner, SweepError, agent_options
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox", ".nox",
                        ".venv", "venv", "env", ".mypy_cache", ".ruff_cache", ".pytest_cache",
@@ -213,29 +213,37 @@ class _Outbox:
                 if u["test"] == test and u["id"] not in self.results]
 
 
-class _BatchRunner(Runner):
-    """``Runner._sweep`` on a worker: one agent, one batch, respawns and watchdog included."""
+class _Batch:
+    """One batch on a worker: its units dispatched to one agent (respawned if it dies,
+    watched by the dispatcher's watchdog), each result kept in the outbox.
 
-    def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
-                 entries: list[dict[str, Any]], stopped: Callable[[], bool]) -> None:
-        super().__init__(root, settings, pytest_args)
-        self.mark = str(settings.get("_mark") or self.mark)  # the driver's: its lifeline
+    Run-time selection (saturation) is the driver's: it sees every batch's results.
+    """
+
+    def __init__(self, job: dict[str, Any], entries: list[dict[str, Any]], work_dir: str,
+                 stopped: Callable[[], bool]) -> None:
+        root, settings = job["root"], dict(job["settings"], jobs=1)
         self.entries = entries
         self.stopped = stopped
         self.next_check = 0.0
+        self.pool = executor.AgentPool(
+            root, lambda baseline: agent_options(root, settings, baseline),
+            job["pytest_args"], work_dir, str(settings["_mark"]))  # the driver's lifeline
+        self.dispatcher = Dispatcher(work_dir, self.pool.spawn, lambda store, u, r: None,
+                                     self._watchdog, lambda kind, data: None)
 
-    def _slices(self, journal: Any) -> list[Slice]:
-        return [Slice(0, tests=self.entries)]
+    def __repr__(self) -> str:
+        return f"<_Batch tests={len(self.entries)} {self.pool!r}>"
 
-    # Run-time selection (saturation) is the driver's: it sees every batch's results.
-    def _start_saturation(self, journal: Any) -> None:
-        return None
-
-    def _saturate(self, journal: Any, unit: dict[str, Any], result: dict[str, Any]) -> None:
-        return None
+    def run(self, outbox: _Outbox) -> None:
+        """Until every unit of the batch has its result (or _Stopped); agents stopped."""
+        try:
+            self.dispatcher.run(outbox, [Slice(0, tests=self.entries)], None)
+        finally:
+            self.pool.stop_all()
 
     def _watchdog(self, running: Running) -> None:
-        super()._watchdog(running)
+        self.dispatcher.watchdog(running)
         if time.monotonic() >= self.next_check:
             self.next_check = time.monotonic() + STOP_CHECK_EVERY
             if self.stopped():
@@ -321,16 +329,11 @@ def run_batch(job: dict[str, Any]) -> dict[str, Any]:
     outbox = _Outbox(_publisher(job["names"]["queue"], batch["index"]), entries)
     work_dir = tempfile.mkdtemp(prefix=f"failpath-{job['sweep'][:8]}-{batch['index']}-",
                                 dir=place)
-    settings = dict(job["settings"], jobs=1, journal=os.path.join(work_dir, "unused.sqlite"))
-    runner = _BatchRunner(job["root"], settings, job["pytest_args"], entries,
-                          _stop_flag(job["names"]["stop"]))
     try:
         if entries:
-            runner._sweep(outbox, None)  # type: ignore[arg-type]
+            _Batch(job, entries, work_dir, _stop_flag(job["names"]["stop"])).run(outbox)
     except _Stopped:
         return {"worker": worker, "stopped": True}
-    finally:
-        runner._stop_all()
     if not any(work_dir in str(r.get("final")) for r in outbox.results.values()):
         shutil.rmtree(work_dir, ignore_errors=True)  # keep the agent logs a result refers to
     return {"worker": worker, "results": outbox.results, "started": started,
@@ -352,7 +355,7 @@ class DaskRunner(Runner):
         self.distributed = require_dask()
         super().__init__(root, settings, pytest_args, on_event)
         self.sweep_id = uuid.uuid4().hex
-        self.mark = self.sweep_id[:16]
+        self.pool.mark = self.sweep_id[:16]
         self.names = {"queue": f"failpath-{self.sweep_id}-results",
                       "done": f"failpath-{self.sweep_id}-done",
                       "stop": f"failpath-{self.sweep_id}-stop"}

@@ -7,7 +7,7 @@ import selectors
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -69,6 +69,43 @@ def agent_command(pytest_args: list[str], root: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
             "-p", "no:randomly", f"--rootdir={root}", "--capture=sys", "-q", "--no-header",
             *pytest_args]
+
+
+class AgentPool:
+    """The agents of one sweep (or of one Dask batch): started alike, all stopped at its end.
+
+    ``options(baseline)``: the agent options (explore.AgentOptions) for a baseline or a
+    sweep agent. ``mark`` (sweep/lifeline.py) is the sweep's; each agent's own mark adds
+    this process and a serial number to it.
+    """
+
+    def __init__(self, root: str, options: Callable[[bool], dict[str, Any]],
+                 pytest_args: list[str], state_dir: str, mark: str) -> None:
+        self.root, self.options, self.pytest_args = root, options, pytest_args
+        self.state_dir, self.mark = state_dir, mark
+        self.agents: list[AgentProc] = []
+        self.spawned = 0
+
+    def __repr__(self) -> str:
+        return f"<AgentPool {self.state_dir!r} agents={len(self.agents)}>"
+
+    def spawn(self, index: int, baseline: bool = False) -> AgentProc:
+        """Start agent ``index``."""
+        self.spawned += 1
+        agent = spawn(index, self.root, self.options(baseline), self.pytest_args,
+                      self.state_dir, mark=f"{self.mark}/{os.getpid()}.{index}.{self.spawned}")
+        self.agents.append(agent)
+        return agent
+
+    def stop_all(self) -> None:
+        """Kill the agents still running; close the others and end what they left."""
+        for agent in self.agents:
+            if agent.proc.poll() is None:
+                agent.kill()
+            else:
+                agent.close()
+                agent.end_children()
+        self.agents = []
 
 
 def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str],

@@ -12,7 +12,7 @@ from typing import Any
 
 from failpath.stdlib._real import open, os
 from failpath.sweep import executor, lifeline
-from failpath.sweep.dispatch import Dispatcher, Running, Slice, SweepError
+from failpath.sweep.dispatch import Dispatcher, Running, Slice, SweepError, UnitStore
 from failpath.sweep.journal import Journal
 from failpath.sweep.units import unit_id, unit_timeout
 
@@ -21,7 +21,8 @@ class Terminated(BaseException):
     """The runner got SIGTERM: it stops its agents and the sweep ends as interrupted."""
 
 
-def _agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[str, Any]:
+def agent_options(root: str, settings: dict[str, Any], baseline: bool) -> dict[str, Any]:
+    """The options of a sweep's agent (explore.AgentOptions): the run's settings."""
     return {"root": root, "baseline": baseline, "strategy": settings["strategy"],
             "groups": settings["groups"], "coverage": settings["coverage"],
             "clean_errors": settings["clean_errors"], "memory_limit": settings["memory_limit"],
@@ -52,14 +53,14 @@ class Runner:
         self.state_dir = os.path.dirname(self.journal_path)
         self.on_event = on_event or (lambda kind, data: None)
         self.journal: Journal | None = None
-        self.agents: list[executor.AgentProc] = []
         self._scan: Any = None
         self._variety_found: list[dict[str, Any]] = []
-        self.mark = lifeline.new_mark()  # every process of this sweep carries it
-        self._spawned = 0
+        self.pool = executor.AgentPool(
+            self.root, lambda baseline: agent_options(self.root, self.settings, baseline),
+            pytest_args, self.state_dir, lifeline.new_mark())  # every process carries it
         self.dispatcher = Dispatcher(
-            self.state_dir, lambda index: self._spawn(index, baseline=False),
-            self._recorded, self._watchdog, lambda kind, data: self.on_event(kind, data))
+            self.state_dir, self.pool.spawn, self._recorded, self._watchdog,
+            lambda kind, data: self.on_event(kind, data))
 
     # -- phases ------------------------------------------------------------------------
     def run(self) -> Journal:
@@ -99,10 +100,10 @@ class Runner:
             self.on_event("plan", journal.get_json("plan", {}))
             self._sweep(journal, first)
         except KeyboardInterrupt:
-            self._stop_all()
+            self.pool.stop_all()
             raise
         finally:
-            self._stop_all()
+            self.pool.stop_all()
             self._lock_fh.close()
         journal.set("finished", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return journal
@@ -234,17 +235,13 @@ class Runner:
         journal.set_json("pytest_args", self.pytest_args)
         journal.set("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
-    def _spawn(self, index: int, baseline: bool) -> executor.AgentProc:
-        self._spawned += 1
-        agent = executor.spawn(index, self.root, _agent_options(self.root, self.settings,
-                                                                 baseline),
-                               self.pytest_args, self.state_dir,
-                               mark=f"{self.mark}/{os.getpid()}.{index}.{self._spawned}")
-        self.agents.append(agent)
-        return agent
+    @property
+    def mark(self) -> str:
+        """The sweep's mark: every process it starts carries it (sweep/lifeline.py)."""
+        return self.pool.mark
 
     def _baseline(self, journal: Journal) -> executor.AgentProc:
-        agent = self._spawn(0, baseline=True)
+        agent = self.pool.spawn(0, baseline=True)
         self.on_event("phase", {"phase": "baseline"})
         self.dispatcher.baseline(journal, agent)
         return agent
@@ -313,23 +310,16 @@ class Runner:
             return
         self.dispatcher.run(journal, slices, first)
 
-    def _recorded(self, journal: Journal, unit: dict[str, Any], result: dict[str, Any]) -> None:
+    def _recorded(self, store: UnitStore, unit: dict[str, Any], result: dict[str, Any]) -> None:
         """The journal took a unit's result: show it, and let saturation see it."""
+        assert store is self.journal  # the local dispatcher's store is the journal
         self.on_event("unit", {"unit": unit, "result": result})
-        self._saturate(journal, unit, result)
+        self._saturate(self.journal, unit, result)
 
     def _watchdog(self, running: Running) -> None:
         """About once a second while agents run (sweep/dispatch.py Dispatcher.watchdog)."""
         self.dispatcher.watchdog(running)
 
-    def _stop_all(self) -> None:
-        for agent in self.agents:
-            if agent.proc.poll() is None:
-                agent.kill()
-            else:
-                agent.close()
-                agent.end_children()
-        self.agents = []
 
 
 @contextlib.contextmanager

@@ -76,6 +76,7 @@ def checked_copy(src: str, dst: str) -> None:
     """The cleanup in `finally` can replace the error that was propagating."""
     out = open(dst, "w")
     try:
+        out.write("# copied\n")  # buffered: the close writes it back, and so can fail
         with open(src) as fh:
             data = fh.read()
         if not data:
