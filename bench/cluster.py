@@ -100,8 +100,8 @@ def make_project(args: argparse.Namespace, where: str) -> str:
 def sweep(name: str, project: str, journal: str, **cli: Any) -> Run:
     """Run one sweep in this process; its numbers."""
     from failpath import config
-    from failpath.sweep.distributed import DaskRunner
-    from failpath.sweep.runner import Runner
+    from failpath.sweep.distributed import DaskExecutor
+    from failpath.sweep.runner import SweepDriver
 
     settings = config.resolve(project, {"select": "all", "per_site": 0, "quiet": True,
                                         "journal": journal, **cli})
@@ -111,9 +111,9 @@ def sweep(name: str, project: str, journal: str, **cli: Any) -> Run:
         if kind == "phase" and data.get("phase") == "sweep":
             marks["sweep"] = time.perf_counter()
 
-    cls = DaskRunner if settings["executor"] == "dask" else Runner
+    executor = DaskExecutor(settings) if settings["executor"] == "dask" else None
     start = time.perf_counter()
-    journal_ = cls(project, settings, [], on_event=on_event).run()
+    journal_ = SweepDriver(project, settings, [], on_event=on_event, executor=executor).run()
     end = time.perf_counter()
     outcomes = {u["id"]: (r or {}).get("outcome", "?") for u, r in journal_.results()}
     journal_.close()

@@ -16,6 +16,7 @@ import pytest
 from failpath import cli, config
 from failpath.errors import InvalidArgument
 from failpath.sweep import distributed as fd
+from failpath.sweep.runner import SweepDriver
 
 PROJECT = Path(__file__).parent / "projects" / "dask_small"
 
@@ -163,14 +164,13 @@ def test_mismatch_message_names_the_worker_and_says_what_to_do() -> None:
 @pytest.mark.slow
 def test_two_worker_local_cluster_gives_the_local_sweeps_outcomes_unit_for_unit(
         tmp_path: Path, private_tmp: Path) -> None:
-    from failpath.sweep.runner import Runner
-
     root = copy_project(tmp_path)
-    local = Runner(str(root), settings(root, journal=str(tmp_path / "local.sqlite")), [])
+    local = SweepDriver(str(root), settings(root, journal=str(tmp_path / "local.sqlite")), [])
     expected = outcomes(local.run())
-    runner = fd.DaskRunner(str(root), settings(root, executor="dask", jobs=2,
-                                               journal=str(tmp_path / "dask.sqlite")), [])
-    got = outcomes(runner.run())
+    dask_settings = settings(root, executor="dask", jobs=2,
+                             journal=str(tmp_path / "dask.sqlite"))
+    runner = fd.DaskExecutor(dask_settings)
+    got = outcomes(SweepDriver(str(root), dask_settings, [], executor=runner).run())
     assert len(expected) >= 40 and None not in expected.values()
     assert got == expected
     assert sorted(b["file"] for b in runner.batches) == [
@@ -199,10 +199,10 @@ def test_killing_a_worker_mid_sweep_loses_no_unit_and_counts_none_twice(
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
-    runner = fd.DaskRunner(str(root), settings(root, executor="dask",
-                                               scheduler=cluster.scheduler_address), [],
-                           on_event=on_event)
-    journal = runner.run()
+    dask_settings = settings(root, executor="dask", scheduler=cluster.scheduler_address)
+    runner = fd.DaskExecutor(dask_settings)
+    journal = SweepDriver(str(root), dask_settings, [], on_event=on_event,
+                          executor=runner).run()
     done, total = journal.progress()
     assert killed
     assert done == total and total >= 40
@@ -235,11 +235,12 @@ def test_resume_on_a_cluster_finishes_only_what_the_journal_lacks(
 def test_a_worker_that_sees_other_sources_is_refused_by_name(
         tmp_path: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     root = copy_project(tmp_path)
-    runner = fd.DaskRunner(str(root), settings(root, executor="dask",
-                                               scheduler=cluster.scheduler_address), [])
+    dask_settings = settings(root, executor="dask", scheduler=cluster.scheduler_address)
+    runner = fd.DaskExecutor(dask_settings)
+    driver = SweepDriver(str(root), dask_settings, [], executor=runner)
     # Only the driver's digest changes: the workers hash the real tree in their own processes.
     monkeypatch.setattr(fd, "source_digest", lambda root: "0" * 64)
     with pytest.raises(InvalidArgument, match=r"^Dask worker tcp://127\.0\.0\.1:\d+ sees "
                                               r"different sources under .*docs/distributed"):
-        runner.run()
+        driver.run()
     assert runner.client is None  # disconnected on the way out

@@ -15,7 +15,7 @@ import pytest
 
 from failpath.errors import InvalidArgument
 from failpath.sweep.journal import Journal
-from failpath.sweep.runner import Runner
+from failpath.sweep.runner import LocalExecutor, SweepDriver
 from failpath.sweep.select import Planner, Saturation, pick
 
 PROJECT = Path(__file__).parent / "projects" / "outcomes"
@@ -167,8 +167,8 @@ def test_jobs_run_tests_longest_first_across_workers(tmp_path: Path) -> None:
         journal.add_baseline(record(str(tmp_path), f"t::{name}", duration, {"m:f:1#a": 1}))
     planner = Planner(journal.baseline(), settings(select="all"), str(tmp_path))
     journal.add_units(planner.units())
-    runner = Runner(str(tmp_path), settings(jobs=2, journal=str(tmp_path / "j.sqlite")), [])
-    slices = runner._slices(journal)
+    driver = SweepDriver(str(tmp_path), settings(jobs=2, journal=str(tmp_path / "j.sqlite")), [])
+    slices = LocalExecutor().slices(driver, journal)
     assert [[t["test"] for t in s.tests] for s in slices] == [["t::b", "t::a"],
                                                              ["t::d", "t::c"]]
     journal.close()

@@ -85,16 +85,16 @@ def sweep(root: str, settings: dict[str, Any], pytest_args: list[str]) -> int:
     require("runner", "failpath sweep")
     from failpath.report.live import Display
     from failpath.sweep.result import build_result
-    from failpath.sweep.runner import Runner, SweepError, Terminated
+    from failpath.sweep.runner import Executor, SweepDriver, SweepError, Terminated
 
+    executor: Executor | None = None
     if settings["executor"] == "dask":
-        from failpath.sweep.distributed import DaskRunner
+        from failpath.sweep.distributed import DaskExecutor
 
-        runner_cls: Any = DaskRunner
-    else:
-        runner_cls = Runner
+        executor = DaskExecutor(settings)
     display = Display(settings)
-    runner = runner_cls(root, settings, pytest_args, on_event=display.event)
+    runner = SweepDriver(root, settings, pytest_args, on_event=display.event,
+                         executor=executor)
     try:
         journal = runner.run()
     except (KeyboardInterrupt, Terminated) as exc:

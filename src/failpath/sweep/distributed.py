@@ -1,17 +1,18 @@
 """The Dask executor: one task per test file runs an agent on a worker; the driver journals.
 
 ``failpath sweep --executor dask [--scheduler tcp://HOST:PORT]``. The baseline and the plan
-run here, in the driver, exactly as for a local sweep (``Runner``). The pending units are then
-grouped by test file into batches; each batch is one Dask task. On the worker the task starts
-the same agent process as a local sweep (pytest in ROOT with ``FAILPATH_AGENT``), restricted
-to that file so it imports and collects once, and hands it the batch's plan entries; the
-fork-based strategies run there unchanged (the worker-side loop *is* ``Runner._sweep``, with a
-stand-in for the journal). Each result is published on a ``distributed.Queue`` as it finishes
-and the task also returns them all, so nothing is lost if a message is. The driver alone
-writes the journal, and ``Journal.record`` refuses a unit already recorded, so ``--resume``
-works as for local sweeps and a batch that Dask re-runs after its worker died never counts a
-unit twice (the re-run also skips the units the driver had already recorded, as far as the
-driver had published them).
+run here, in the driver (``SweepDriver``), exactly as for a local sweep. The pending units
+are then grouped by test file into batches; each batch is one Dask task. On the worker the
+task starts the same agent process as a local sweep (pytest in ROOT with ``FAILPATH_AGENT``),
+restricted to that file so it imports and collects once, and hands it the batch's plan
+entries; the fork-based strategies run there unchanged (the worker-side loop is the local
+sweep's ``Dispatcher``, over the batch's outbox instead of the journal: both are a
+``UnitStore``). Each result is published on a ``distributed.Queue`` as it finishes and the
+task also returns them all, so nothing is lost if a message is. The driver alone writes the
+journal, and ``Journal.record`` refuses a unit already recorded, so ``--resume`` works as for
+local sweeps and a batch that Dask re-runs after its worker died never counts a unit twice
+(the re-run also skips the units the driver had already recorded, as far as the driver had
+published them).
 
 Workers must see the same project at the same path (a shared file system, or the same
 checkout with the project's dependencies installed in the workers' environment; see
@@ -36,7 +37,7 @@ from failpath.stdlib._real import open, os, shutil, tempfile
 from failpath.sweep import executor, lifeline
 from failpath.sweep.dispatch import Dispatcher, Running, Slice
 from failpath.sweep.journal import Journal
-from failpath.sweep.runner import Runner, SweepError, agent_options
+from failpath.sweep.runner import SweepDriver, SweepError, agent_options
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox", ".nox",
                        ".venv", "venv", "env", ".mypy_cache", ".ruff_cache", ".pytest_cache",
@@ -341,24 +342,25 @@ def run_batch(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the driver ------------------------------------------------------------------------------
-class DaskRunner(Runner):
-    """A sweep whose units run on a Dask cluster; ``run()`` returns the journal.
+class DaskExecutor:
+    """Runs a sweep's units on a Dask cluster, one batch per test file (sweep/runner.py
+    ``Executor``): ``SweepDriver(..., executor=DaskExecutor(settings))``.
 
-    Raises:
+    Raises (from the driver's ``run()``):
         InvalidArgument: Dask is not installed, the scheduler cannot be reached or has no
             workers, or a worker sees other sources than the driver.
-        SweepError: as Runner, or a batch failed on the cluster for a reason of its own.
+        SweepError: a batch failed on the cluster for a reason of its own.
     """
 
-    def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, settings: dict[str, Any]) -> None:
         self.distributed = require_dask()
-        super().__init__(root, settings, pytest_args, on_event)
+        self.settings = settings
         self.sweep_id = uuid.uuid4().hex
-        self.pool.mark = self.sweep_id[:16]
+        self.mark = self.sweep_id[:16]
         self.names = {"queue": f"failpath-{self.sweep_id}-results",
                       "done": f"failpath-{self.sweep_id}-done",
                       "stop": f"failpath-{self.sweep_id}-stop"}
+        self.driver: SweepDriver | None = None
         self.client: Any = None
         self.cluster: Any = None
         self.digest = ""
@@ -369,16 +371,27 @@ class DaskRunner(Runner):
 
     def __repr__(self) -> str:
         where = self.settings.get("scheduler") or "LocalCluster"
-        return f"<DaskRunner {self.root!r} on {where}>"
+        return f"<DaskExecutor on {where}>"
 
-    def _run(self) -> Journal:
-        """Connect and check the workers, then baseline, plan and sweep as Runner does."""
+    @property
+    def root(self) -> str:
+        """The swept tree (the driver's)."""
+        assert self.driver is not None, "DaskExecutor.open() was not called"
+        return self.driver.root
+
+    def open(self, driver: SweepDriver) -> None:
+        """Connect, and check that every worker sees the driver's sources."""
+        self.driver = driver
         self._connect()
         try:
             self.check_workers()
-            return super()._run()
-        finally:
+        except BaseException:
             self._disconnect()
+            raise
+
+    def close(self) -> None:
+        """Disconnect from the cluster (a local one is shut down)."""
+        self._disconnect()
 
     # -- cluster ---------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -422,14 +435,13 @@ class DaskRunner(Runner):
                 raise InvalidArgument(mismatch_message(worker, self.root, theirs))
 
     # -- sweep -----------------------------------------------------------------------------
-    def _sweep(self, journal: Journal, first: executor.AgentProc | None) -> None:
+    def sweep(self, driver: SweepDriver, journal: Journal,
+              first: executor.AgentProc | None) -> None:
+        """Every pending unit, in batches on the workers; results journaled as they come."""
         if first is not None:  # the baseline agent has nothing more to do here
-            first.send_plan(self.dispatcher.write_plan(Slice(0), 0))
-        entries = self._test_entries(journal)
+            first.send_plan(driver.dispatcher.write_plan(Slice(0), 0))
+        entries = driver.test_entries(journal)
         self.units = {u["id"]: u for e in entries for u in e["units"]}
-        self._start_saturation(journal)  # the driver sees every batch's results
-        done, total = journal.progress()
-        self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
         if not entries:
             return
         batches = make_batches(entries)
@@ -446,10 +458,11 @@ class DaskRunner(Runner):
             raise
 
     def _submit(self, index: int, batch: dict[str, Any]) -> Any:
+        assert self.driver is not None
         job = {"root": self.root, "settings": dict(self.settings, _mark=self.mark),
                "sweep": self.sweep_id,
                "digest": self.digest, "names": self.names,
-               "pytest_args": batch_args(self.pytest_args, self.root, batch["file"]),
+               "pytest_args": batch_args(self.driver.pytest_args, self.root, batch["file"]),
                "batch": dict(batch, index=index)}
         return self.client.submit(run_batch, job, key=f"failpath-batch-{index}-{self.sweep_id}",
                                   retries=TASK_RETRIES, priority=len(self.units) - index,
@@ -484,8 +497,8 @@ class DaskRunner(Runner):
         if unit is not None and journal.record(unit_id, result):
             self.done_by_batch[batch].add(unit_id)
             self.dirty.add(batch)
-            self.on_event("unit", {"unit": unit, "result": result})
-            self._saturate(journal, unit, result)
+            assert self.driver is not None
+            self.driver.recorded(journal, unit, result)
 
     def _publish_done(self) -> None:
         """Tell a re-run of each batch which of its units are already recorded."""

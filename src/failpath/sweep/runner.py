@@ -8,10 +8,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from failpath.stdlib._real import open, os
-from failpath.sweep import executor, lifeline
+from failpath.sweep import executor as agents
+from failpath.sweep import lifeline
 from failpath.sweep.dispatch import Dispatcher, Running, Slice, SweepError, UnitStore
 from failpath.sweep.journal import Journal
 from failpath.sweep.units import unit_id, unit_timeout
@@ -39,11 +40,68 @@ def _memory_options(settings: dict[str, Any]) -> dict[str, Any]:
     return {"memory": list(settings["memory"]), "groups": [], "coverage": False}
 
 
-class Runner:
-    """Runs one sweep of ``root`` and keeps the journal; ``run()`` returns the journal."""
+class Executor(Protocol):
+    """Where a sweep's units run: agents on this machine (:class:`LocalExecutor`) or a Dask
+    cluster's workers (sweep/distributed.py ``DaskExecutor``). The driver opens it before
+    the baseline and closes it at the end, whatever happens in between."""
+
+    #: The sweep's mark (sweep/lifeline.py): every process of the sweep carries it.
+    mark: str
+
+    def open(self, driver: SweepDriver) -> None:
+        """Get ready to run units for ``driver`` (connect, check the workers)."""
+
+    def close(self) -> None:
+        """Let go of what :meth:`open` took."""
+
+    def sweep(self, driver: SweepDriver, journal: Journal,
+              first: agents.AgentProc | None) -> None:
+        """Run every pending unit, each result through ``driver.recorded`` (``first``: the
+        baseline's agent, which must be given a plan, if only an empty one)."""
+
+
+class LocalExecutor:
+    """Agents on this machine, one slice of the tests each (``--jobs``), longest first."""
+
+    def __init__(self) -> None:
+        self.mark = lifeline.new_mark()
+
+    def __repr__(self) -> str:
+        return f"<LocalExecutor {self.mark}>"
+
+    def open(self, driver: SweepDriver) -> None:
+        """Nothing to connect to."""
+
+    def close(self) -> None:
+        """Nothing to let go of: the driver's agent pool stops the agents."""
+
+    def slices(self, driver: SweepDriver, journal: Journal) -> list[Slice]:
+        """The pending tests split into ``--jobs`` slices of about equal load."""
+        tests = driver.test_entries(journal, with_units=False)
+        jobs = max(1, int(driver.settings["jobs"]))
+        slices = [Slice(i) for i in range(min(jobs, max(1, len(tests))))]
+        for t in tests:
+            min(slices, key=lambda s: s.load).tests.append(t)
+        return slices
+
+    def sweep(self, driver: SweepDriver, journal: Journal,
+              first: agents.AgentProc | None) -> None:
+        """Each slice on an agent (the first on the baseline's), until all are done."""
+        slices = self.slices(driver, journal)
+        if not any(s.tests for s in slices):
+            if first is not None:
+                first.send_plan(driver.dispatcher.write_plan(Slice(0), 0))
+            return
+        driver.dispatcher.run(journal, slices, first)
+
+
+class SweepDriver:
+    """Drives one sweep of ``root``: journal, baseline, plan, saturation; its units run on
+    ``executor`` (agents on this machine by default). ``run()`` returns the journal."""
 
     def __init__(self, root: str, settings: dict[str, Any], pytest_args: list[str],
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                 executor: Executor | None = None) -> None:
         self.root = os.path.abspath(root)
         self.settings = settings
         self.pytest_args = pytest_args
@@ -55,11 +113,12 @@ class Runner:
         self.journal: Journal | None = None
         self._scan: Any = None
         self._variety_found: list[dict[str, Any]] = []
-        self.pool = executor.AgentPool(
+        self.executor: Executor = executor or LocalExecutor()
+        self.pool = agents.AgentPool(
             self.root, lambda baseline: agent_options(self.root, self.settings, baseline),
-            pytest_args, self.state_dir, lifeline.new_mark())  # every process carries it
+            pytest_args, self.state_dir, self.executor.mark)
         self.dispatcher = Dispatcher(
-            self.state_dir, self.pool.spawn, self._recorded, self._watchdog,
+            self.state_dir, self.pool.spawn, self.recorded, self.dispatcher_tick,
             lambda kind, data: self.on_event(kind, data))
 
     # -- phases ------------------------------------------------------------------------
@@ -73,6 +132,13 @@ class Runner:
             return self._run()
 
     def _run(self) -> Journal:
+        self.executor.open(self)
+        try:
+            return self._drive()
+        finally:
+            self.executor.close()
+
+    def _drive(self) -> Journal:
         resume = bool(self.settings["resume"])
         if resume and not os.path.exists(self.journal_path):
             raise SweepError(f"--resume: no journal at {self.journal_path}; run a sweep first")
@@ -240,21 +306,13 @@ class Runner:
         """The sweep's mark: every process it starts carries it (sweep/lifeline.py)."""
         return self.pool.mark
 
-    def _baseline(self, journal: Journal) -> executor.AgentProc:
+    def _baseline(self, journal: Journal) -> agents.AgentProc:
         agent = self.pool.spawn(0, baseline=True)
         self.on_event("phase", {"phase": "baseline"})
         self.dispatcher.baseline(journal, agent)
         return agent
 
-    def _slices(self, journal: Journal) -> list[Slice]:
-        tests = self._test_entries(journal, with_units=False)
-        jobs = max(1, int(self.settings["jobs"]))
-        slices = [Slice(i) for i in range(min(jobs, max(1, len(tests))))]
-        for t in tests:
-            min(slices, key=lambda s: s.load).tests.append(t)
-        return slices
-
-    def _test_entries(self, journal: Journal, with_units: bool = True) -> list[dict[str, Any]]:
+    def test_entries(self, journal: Journal, with_units: bool = True) -> list[dict[str, Any]]:
         """One plan entry per test with pending units, longest first (also used by Dask).
 
         Without ``with_units`` an entry only counts its units: the local runner streams them
@@ -299,24 +357,19 @@ class Runner:
         self.on_event("saturated", {"tag": key[0], "mode": key[1], "action": key[2],
                                     "skipped": len(ids)})
 
-    def _sweep(self, journal: Journal, first: executor.AgentProc | None) -> None:
-        self._start_saturation(journal)
-        slices = self._slices(journal)
+    def _sweep(self, journal: Journal, first: agents.AgentProc | None) -> None:
+        self._start_saturation(journal)  # the driver sees every result, wherever it ran
         done, total = journal.progress()
         self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
-        if not any(s.tests for s in slices):
-            if first is not None:
-                first.send_plan(self.dispatcher.write_plan(Slice(0), 0))
-            return
-        self.dispatcher.run(journal, slices, first)
+        self.executor.sweep(self, journal, first)
 
-    def _recorded(self, store: UnitStore, unit: dict[str, Any], result: dict[str, Any]) -> None:
+    def recorded(self, store: UnitStore, unit: dict[str, Any], result: dict[str, Any]) -> None:
         """The journal took a unit's result: show it, and let saturation see it."""
-        assert store is self.journal  # the local dispatcher's store is the journal
+        assert store is self.journal  # the driver's store is the journal
         self.on_event("unit", {"unit": unit, "result": result})
         self._saturate(self.journal, unit, result)
 
-    def _watchdog(self, running: Running) -> None:
+    def dispatcher_tick(self, running: Running) -> None:
         """About once a second while agents run (sweep/dispatch.py Dispatcher.watchdog)."""
         self.dispatcher.watchdog(running)
 
