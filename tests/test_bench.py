@@ -1,4 +1,4 @@
-"""bench/sweep.py and bench/scaling.py run end to end (smoke runs; timings are never asserted)."""
+"""The benchmarks under bench/ run end to end (smoke runs; timings are never asserted)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,15 @@ def test_scaling_benchmark_quick_run_fits_and_writes_the_csv(tmp_path: Path) -> 
     rows = (tmp_path / "scaling.csv").read_text().splitlines()
     assert rows[0].startswith("units,tests,wall_s,runner_peak_mib")
     assert [r.split(",")[0] for r in rows[1:]] == ["10", "20"]
+
+
+def test_oracles_benchmark_quick_run_prints_every_case_against_a_fork() -> None:
+    out = _run("oracles.py", "--quick", "--files", "3")
+    rows = {line[:34].strip(): line[34:].split() for line in out.splitlines()[1:]
+            if not line.startswith("a project call")}
+    assert set(rows) == {"fork-and-wait", "fd identities, fds unchanged", "fd identities, fresh",
+                         "stat 3 written files", "SQLite dump, 64 KiB (changed)",
+                         "SQLite dump, 1 MiB (changed)", "SQLite digest, 64 KiB (unchanged)",
+                         "SQLite digest, 1 MiB (unchanged)"}
+    assert rows["fork-and-wait"][1] == "1.000"
+    assert "a project call's start (fds unchanged, 3 files, no database)" in out

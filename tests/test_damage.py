@@ -736,3 +736,27 @@ def test_a_retry_that_makes_again_what_the_attempt_made_is_no_broken_object(
                          damage.Places(), timeout=10)
     assert report["raised"].startswith("IntegrityError") and not report["exists"]
     assert "broken for the next call" in (probe.verdict(report, "None", None) or "")
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_an_unchanged_sqlite_database_is_not_dumped_again_a_changed_one_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, journal_mode: str) -> None:
+    import sqlite3
+    db = str(tmp_path / "d.db")
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(f"pragma journal_mode={journal_mode}")
+    conn.execute("create table t (x text)")
+    dumps: list[str] = []
+    real = damage._sqlite_content
+    monkeypatch.setattr(damage, "_sqlite_content", lambda p: dumps.append(p) or real(p))
+    first = damage.digest(db)
+    assert damage.digest(db) == first and len(dumps) == 1  # unchanged: the cached digest
+    conn.execute("insert into t values ('a')")  # same size, same second: the header moves
+    second = damage.digest(db)
+    assert second != first and len(dumps) == 2
+    conn.execute("begin")
+    conn.execute("insert into t values ('b')")  # not committed: what it holds is the same
+    assert damage.digest(db) == second
+    conn.execute("commit")
+    assert damage.digest(db) not in (first, second)
+    conn.close()

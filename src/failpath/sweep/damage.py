@@ -31,6 +31,7 @@ import stat
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from failpath.stdlib import _real
 from failpath.stdlib._real import open, os
@@ -57,7 +58,7 @@ def digest(path: str) -> str:
     if not stat.S_ISREG(st.st_mode) or isolation.protected(path):
         return "special"
     if st.st_size <= SQLITE_DUMP_MAX and is_sqlite(path, st.st_ino, st.st_size):
-        found = _sqlite_content(path)
+        found = _cached_sqlite_content(path, st)
         if found is not None:
             return found
     h = hashlib.sha1()
@@ -97,6 +98,55 @@ def is_sqlite(path: str, inode: int, size: int) -> bool:
 
 #: SQLite databases up to this size are digested by their content (their SQL dump).
 SQLITE_DUMP_MAX = 4 * 1024 * 1024
+
+
+def _state_of(path: str, head: int) -> tuple[Any, ...] | None:
+    """A file's inode, size, mtime and first ``head`` bytes; None when it is missing. (Not
+    its ctime: SQLite run as root gives its log the database's owner, which touches it.)"""
+    try:
+        st = os.lstat(path)
+        with open(path, "rb") as fh:
+            first = fh.read(head)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, first)
+
+
+def _sqlite_state(path: str, st: os.stat_result) -> tuple[Any, ...] | None:
+    """What tells that an SQLite database's committed content may have changed: its file's
+    inode, size and times and its header (the change counter each commit bumps), and its
+    write-ahead log's (appended at each commit; a new salt in its header when it starts
+    again). None while a rollback journal is there (a transaction at work, or a hot
+    journal): its content is then read afresh."""
+    journal = path + "-journal"
+    if os.path.lexists(journal):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, header,
+            _state_of(path + "-wal", 32))
+
+
+#: path -> (its _sqlite_state, its content digest): a database that did not change since
+#: is not dumped again (a dump of a 1 MiB database costs several forks: bench/oracles.py).
+_sqlite_digests: dict[str, tuple[tuple[Any, ...], str]] = {}
+
+
+def _cached_sqlite_content(path: str, st: os.stat_result) -> str | None:
+    """:func:`_sqlite_content`, taken again only when the database may have changed."""
+    state = _sqlite_state(path, st)
+    known = _sqlite_digests.get(path)
+    if state is not None and known is not None and known[0] == state:
+        return known[1]
+    found = _sqlite_content(path)
+    if state is None or found is None:
+        _sqlite_digests.pop(path, None)
+    elif state == _sqlite_state(path, st):  # nothing committed while it was dumped
+        _sqlite_digests[path] = (state, found)
+    return found
 
 
 def _sqlite_content(path: str) -> str | None:
