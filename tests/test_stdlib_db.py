@@ -128,3 +128,35 @@ def test_a_commit_with_no_transaction_open_is_not_a_point(conn: sqlite3.Connecti
     conn.execute("insert into t values (3)")
     with failpath.inject("name sqlite3.commit"), pytest.raises(sqlite3.OperationalError):
         conn.commit()  # a transaction is open: a point
+
+
+def test_ending_a_transaction_that_changed_no_page_is_not_a_point(
+        conn: sqlite3.Connection, tmp_path: Path) -> None:
+    # no rollback journal: the transaction changed no page, its end writes nothing
+    conn.isolation_level = None
+    conn.execute('SAVEPOINT "q"')
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("insert into missing values (1)")  # fails before it changes a page
+    conn.execute('ROLLBACK TO "q"')
+    with failpath.inject("name sqlite3.execute") as rule:
+        conn.execute('RELEASE "q"')
+    assert rule.fired == 0 and not conn.in_transaction
+    conn.execute("BEGIN")
+    conn.execute("select * from t").fetchall()
+    with failpath.inject("name sqlite3.commit") as rule:
+        conn.commit()
+    assert rule.fired == 0
+    # a page changed (and undone by the savepoint): the journal is there, the end is a point
+    conn.execute('SAVEPOINT "q"')
+    conn.execute("insert into t values (1)")
+    conn.execute('ROLLBACK TO "q"')
+    with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.OperationalError):
+        conn.execute('RELEASE "q"')
+    conn.execute('RELEASE "q"')
+    # write-ahead logging: whether a page changed is not known, the end stays a point
+    wal = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    wal.execute("PRAGMA journal_mode=wal")
+    wal.execute("BEGIN")
+    with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.OperationalError):
+        wal.execute("COMMIT")
+    wal.close()

@@ -8,6 +8,7 @@ returns an instrumented Cursor subclass. ``isinstance(conn, sqlite3.Connection)`
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,20 +23,53 @@ _connect = _real.real_sqlite3_connect
 
 
 def _idle(conn: Any) -> bool:
-    """No transaction is open: ``commit()`` has nothing to write and does nothing."""
+    """``commit()`` has nothing to write: no transaction is open (it does nothing), or the
+    open one changed no page of any database (:func:`_unwritten`)."""
     try:
-        return not conn.in_transaction
+        return not conn.in_transaction or _unwritten(conn)
     except sqlite3.ProgrammingError:
         return False  # closed: the real call raises its own error
 
 
+#: A statement that ends a transaction, or a savepoint: ``COMMIT``, ``END``, ``RELEASE``.
+_ENDS = re.compile(r"\s*(commit|end|release)\b", re.IGNORECASE)
+
+
+def _unwritten(conn: Any) -> bool:
+    """The open transaction changed no page: every database of the connection keeps its
+    rollback journal as a file (``journal_mode`` ``delete``) and none has one. SQLite opens
+    the journal when a transaction first changes a page, even one a savepoint undid later,
+    and deletes it at the commit: without one, the commit (or ``RELEASE``) only lets go of
+    a lock, and no I/O can fail. In any other mode (WAL, a persisted or in-memory journal),
+    or for an in-memory or temporary database, it is not known: the end is a point."""
+    try:
+        databases = _hit.nested(conn.execute, "PRAGMA database_list").fetchall()
+        for _seq, name, file in databases:
+            if name == "temp":
+                continue  # a temporary schema's pages are in memory or a private file
+            mode = _hit.nested(conn.execute, f'PRAGMA "{name}".journal_mode').fetchone()
+            if not file or mode is None or str(mode[0]).lower() != "delete" \
+                    or _real.os.path.lexists(file + "-journal"):
+                return False
+    except sqlite3.Error:
+        return False  # the real statement will say what is wrong
+    return True
+
+
+def _ends_nothing(conn: Any, args: tuple[Any, ...]) -> bool:
+    """``execute("COMMIT" / "RELEASE ...")`` of a transaction that wrote nothing."""
+    sql = args[0] if args else None
+    return isinstance(sql, str) and _ENDS.match(sql) is not None and \
+        conn.in_transaction and _unwritten(conn)
+
+
 def _point(name: str, cls: str, real: Callable[..., Any],
-           noop: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
+           noop: Callable[[Any, tuple[Any, ...]], bool] | None = None) -> Callable[..., Any]:
     """A method that is the point ``name`` and otherwise calls ``real``; where ``noop``
-    says the real call does nothing now, it is not a point."""
+    says the real call, with these arguments, can do no I/O now, it is not a point."""
 
     def slow(self: Any, args: tuple[Any, ...]) -> Any:
-        if noop is not None and noop(self):
+        if noop is not None and noop(self, args):
             return real(self, *args)
         fault = _hit.fault_at(name, cls, defaults.SQLITE_IOERR)
         return _hit.call(fault, real, self, *args)
@@ -53,7 +87,8 @@ class Cursor(sqlite3.Cursor):
     """``sqlite3.Cursor`` whose execute and executemany are injection points."""
 
     __slots__ = ()
-    execute = _point("sqlite3.execute", "db:execute", sqlite3.Cursor.execute)
+    execute = _point("sqlite3.execute", "db:execute", sqlite3.Cursor.execute,
+                     noop=lambda cur, args: _ends_nothing(cur.connection, args))
     executemany = _point("sqlite3.executemany", "db:execute", sqlite3.Cursor.executemany)
 
 
@@ -61,9 +96,11 @@ class _Instrumented:
     """Methods mixed in front of a Connection class (``sqlite3.Connection`` or a factory)."""
 
     __slots__ = ()
-    execute = _point("sqlite3.execute", "db:execute", sqlite3.Connection.execute)
+    execute = _point("sqlite3.execute", "db:execute", sqlite3.Connection.execute,
+                     noop=_ends_nothing)
     executemany = _point("sqlite3.executemany", "db:execute", sqlite3.Connection.executemany)
-    commit = _point("sqlite3.commit", "db:commit", sqlite3.Connection.commit, noop=_idle)
+    commit = _point("sqlite3.commit", "db:commit", sqlite3.Connection.commit,
+                    noop=lambda conn, args: _idle(conn))
 
     def cursor(self, factory: Any = Cursor) -> Any:
         """``Connection.cursor``: an instrumented Cursor unless another factory is given."""
