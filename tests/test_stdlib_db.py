@@ -160,3 +160,16 @@ def test_ending_a_transaction_that_changed_no_page_is_not_a_point(
     with failpath.inject("name sqlite3.execute"), pytest.raises(sqlite3.OperationalError):
         wal.execute("COMMIT")
     wal.close()
+
+
+def test_the_no_page_changed_check_ignores_the_connections_factories(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "f.db", isolation_level=None)
+    conn.row_factory = lambda cursor, row: {"row": row}  # a factory that is no tuple
+    conn.text_factory = bytes
+    conn.execute("create table t (x)")
+    conn.execute("BEGIN")
+    conn.execute("select * from t").fetchall()
+    with failpath.inject("name sqlite3.execute") as rule:
+        conn.execute("COMMIT")  # nothing changed: the end is no point, whatever the rows
+    assert rule.fired == 0
+    conn.close()

@@ -43,15 +43,18 @@ def _unwritten(conn: Any) -> bool:
     a lock, and no I/O can fail. In any other mode (WAL, a persisted or in-memory journal),
     or for an in-memory or temporary database, it is not known: the end is a point."""
     try:
-        databases = _hit.nested(conn.execute, "PRAGMA database_list").fetchall()
-        for _seq, name, file in databases:
-            if name == "temp":
+        # a plain cursor: no point, and rows as tuples whatever the connection's factories
+        cur = cast(Any, sqlite3.Connection).cursor(conn, sqlite3.Cursor)
+        cur.row_factory = None
+        text = _real.os.fsdecode  # the connection's text_factory may give bytes
+        for _seq, name, file in cur.execute("PRAGMA database_list").fetchall():
+            if text(name) == "temp":
                 continue  # a temporary schema's pages are in memory or a private file
-            mode = _hit.nested(conn.execute, f'PRAGMA "{name}".journal_mode').fetchone()
-            if not file or mode is None or str(mode[0]).lower() != "delete" \
-                    or _real.os.path.lexists(file + "-journal"):
+            mode = cur.execute(f'PRAGMA "{text(name)}".journal_mode').fetchone()
+            if not file or mode is None or text(mode[0]).lower() != "delete" \
+                    or _real.os.path.lexists(text(file) + "-journal"):
                 return False
-    except sqlite3.Error:
+    except (sqlite3.Error, TypeError, ValueError):
         return False  # the real statement will say what is wrong
     return True
 
