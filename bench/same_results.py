@@ -55,6 +55,12 @@ _VOLATILE = [
     (re.compile(r"\bpid[ =]\d+"), "pid ?"),
     (re.compile(r"\bin child \d+"), "in child ?"),
     (re.compile(r"\btmp[a-z0-9_]{8}\b"), "tmp?"),  # tempfile's random names (mkstemp)
+    # tempfile's random names under another prefix (mkdtemp(prefix="scratch"), a
+    # NamedTemporaryFile(prefix="TmP")): eight of its letters, at least one a digit or _
+    (re.compile(r"((?:/tmp|<pytest-tmp>|<tmp>)/(?:[^/\s'\"]+/)*[A-Za-z][A-Za-z-]*?)"
+                r"(?=[a-z0-9_]{0,7}[0-9_])[a-z0-9_]{8}\b"), r"\1?"),
+    # a name with a process id in it
+    (re.compile(r"((?:/tmp|<pytest-tmp>|<tmp>)/(?:[^/\s'\"]+/)*[\w.]+-)\d+\b"), r"\1?"),
     # a point's default error counts the point's hits in the whole agent process: that
     # follows which tests ran before in the same agent, in an order set by their durations
     (re.compile(r"\(hit \d+\)"), "(hit ?)"),
