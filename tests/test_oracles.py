@@ -127,3 +127,21 @@ def test_an_unclosed_file_held_before_the_call_is_told_apart_by_its_warning(
     assert oracles.held_warning(by_name["before"], held)
     assert not oracles.held_warning(by_name["later"], held)
     assert not oracles.held_warning("unclosed file <plain text>", held)
+
+
+def test_a_number_an_armed_open_gave_again_is_taken_again(tmp_path: Path) -> None:
+    import failpath
+    import failpath.stdlib as fstd
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    with fstd.install("files"), failpath.inject("name no.such.point"):
+        f = open(tmp_path / "a")
+        fd = f.fileno()
+        before = oracles.fd_identities(fresh=False)[fd]
+        f.close()
+        g = open(tmp_path / "b")  # the same number, another file: the same set of fds
+        assert g.fileno() == fd
+        now = oracles.fd_identities(fresh=False)[fd]
+        g.close()
+    assert before == (os.stat(tmp_path / "a").st_dev, os.stat(tmp_path / "a").st_ino)
+    assert now == (os.stat(tmp_path / "b").st_dev, os.stat(tmp_path / "b").st_ino)

@@ -92,6 +92,18 @@ def _identity(fd: int) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+#: How many times an armed ``open``, ``os.open`` or close of a file changed which file a
+#: descriptor number is: a listing of the fds taken at the same count, with the same
+#: numbers, names the same files (sweep/oracles.py ``fd_identities``).
+changes = 0
+
+
+def renumbered() -> None:
+    """An armed call opened or closed a descriptor."""
+    global changes
+    changes += 1
+
+
 def opened(fd: int) -> None:
     """``os.open`` or ``open`` (armed) returned ``fd``, or ``os.fsync`` of it returned:
     nothing written through it waits to be written back."""

@@ -136,6 +136,7 @@ def make_flusher(real: Method) -> Method:
 
 def _close_slow(f: Any, real: Method) -> Any:
     # io's finalizer sets _finalizing before calling close(): never inject into a __del__.
+    devices.renumbered()
     error = None
     if not f.closed:
         fd = _fd_of(f)
@@ -314,6 +315,7 @@ def _open_slow(build: Callable[[], Any], file: Any, rawmode: str, record: bool =
     fault = _hit.fault_at("open", "io:open", _open_error(file, rawmode),
                           _hit.error_filename(file))
     f = _hit.call(fault, build, undo=_close_file, recorded=fresh)
+    devices.renumbered()
     if not isinstance(file, int):  # a new description: nothing written through it yet
         fd = _fd_of(f)
         if fd is not None:

@@ -104,6 +104,7 @@ def _open_slow(path: Any, flags: int, mode: int, dir_fd: int | None) -> int:
     call = functools.partial(_real.real_os_open, path, flags, mode, dir_fd=dir_fd)
     fd = int(_hit.call(fault, call, undo=_close_fd, recorded=fresh))
     devices.opened(fd)
+    devices.renumbered()
     return fd
 
 
@@ -169,6 +170,7 @@ def os_pread(fd: int, n: int, offset: int, /) -> bytes:
 
 
 def _close_slow(fd: int) -> None:
+    devices.renumbered()
     if _real.bypassed() or devices.kind(fd) != devices.FILE \
             or not devices.closing_writes_back(fd):
         # closing a pipe, socket, device, directory or read-only file: no error

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from failpath.stdlib import devices
 from failpath.stdlib._real import io, open, os
 from failpath.sweep.isolation import open_fds
 
@@ -111,14 +112,16 @@ def fd_identities(fresh: bool = True) -> FdIds:
     """Which file each open fd is (device, inode): one listing and an ``fstat`` per fd.
 
     Not ``fresh`` (at every project call's start, where the set of open fds mostly has not
-    changed since the last one): the ``fstat`` calls only when that set changed. A number
-    closed and opened again on another file in between keeps its old identity then, and
-    the fresh identities at the fault tell it apart: that fd looks changed, so it stays a
-    suspect, never the other way round."""
+    changed since the last one): the ``fstat`` calls only when that set changed, or an
+    armed ``open``/``os.open``/close ran since (``devices.changes``). A number closed and
+    opened again on another file by other means (C code, a disarmed call) keeps its old
+    identity then, and the fresh identities at the fault tell it apart: that fd looks
+    changed, so it stays a suspect, never the other way round."""
     global _last_fds
     numbers = frozenset(open_fds())
-    if not fresh and numbers == _last_fds[0]:
+    if not fresh and numbers == _last_fds[0] and devices.changes == _last_fds[2]:
         return dict(_last_fds[1])
+    changes = devices.changes
     out: FdIds = {}
     for fd in numbers:
         try:
@@ -126,11 +129,11 @@ def fd_identities(fresh: bool = True) -> FdIds:
         except OSError:
             continue  # the listing's own fd, closed meanwhile
         out[fd] = (st.st_dev, st.st_ino)
-    _last_fds = (numbers, out)
+    _last_fds = (numbers, out, changes)
     return dict(out)
 
 
-_last_fds: tuple[frozenset[int], FdIds] = (frozenset(), {})
+_last_fds: tuple[frozenset[int], FdIds, int] = (frozenset(), {}, -1)
 
 
 def held_from_before(start: FdIds, releasing: Any) -> Counter[str]:
