@@ -205,7 +205,7 @@ class Aftermath:
             fds = self.call_fds.get(thread)
             if fds is not None and fds[0] == key:
                 self.held_ids = oracles.still_held(fds[2], self._releasing(frame))
-                self.held_before = oracles.held_from_before(self.held_ids, None)
+                self.held_before = oracles.targets_of(self.held_ids)
             databases: dict[str, str] = {}
             if last is None or last[0] != key:  # nothing in this call could change a file
                 unchanged = list(self.at_fault)

@@ -9,7 +9,7 @@ import time
 import types
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +147,13 @@ def held_from_before(start: FdIds, releasing: Any) -> Counter[str]:
     fds of the object the call was releasing (``releasing``: ``self.fd``, ``self._file``,
     one object deep) stay suspects: a failed ``close()`` may well have leaked them.
     """
+    return targets_of(still_held(start, releasing))
+
+
+def targets_of(fds: Iterable[int]) -> Counter[str]:
+    """What the open ``fds`` are, by target, as :class:`Resources` counts them."""
     out: Counter[str] = Counter()
-    for fd in still_held(start, releasing):
+    for fd in fds:
         try:
             out[_normal_target(os.readlink(f"/proc/self/fd/{fd}"))] += 1
         except OSError:
