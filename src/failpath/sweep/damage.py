@@ -58,7 +58,7 @@ def digest(path: str) -> str:
     if not stat.S_ISREG(st.st_mode) or isolation.protected(path):
         return "special"
     if st.st_size <= SQLITE_DUMP_MAX and is_sqlite(path, st.st_ino, st.st_size):
-        found = _cached_sqlite_content(path, st)
+        found = _cached_sqlite_content(path)
         if found is not None:
             return found
     h = hashlib.sha1()
@@ -100,34 +100,31 @@ def is_sqlite(path: str, inode: int, size: int) -> bool:
 SQLITE_DUMP_MAX = 4 * 1024 * 1024
 
 
-def _state_of(path: str, head: int) -> tuple[Any, ...] | None:
-    """A file's inode, size, mtime and first ``head`` bytes; None when it is missing. (Not
-    its ctime: SQLite run as root gives its log the database's owner, which touches it.)"""
+def _state_of(path: str, head: int, ctime: bool = True) -> tuple[Any, ...] | None:
+    """A file's inode, size, times (``ctime`` too, when asked) and first ``head`` bytes;
+    None when it is missing or unreadable."""
     try:
         st = os.lstat(path)
         with open(path, "rb") as fh:
             first = fh.read(head)
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, first)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns if ctime else 0, first)
 
 
-def _sqlite_state(path: str, st: os.stat_result) -> tuple[Any, ...] | None:
+def _sqlite_state(path: str) -> tuple[Any, ...] | None:
     """What tells that an SQLite database's committed content may have changed: its file's
     inode, size and times and its header (the change counter each commit bumps), and its
     write-ahead log's (appended at each commit; a new salt in its header when it starts
-    again). None while a rollback journal is there (a transaction at work, or a hot
+    again; not its ctime: SQLite run as root gives its log the database's owner, which
+    touches it). None while a rollback journal is there (a transaction at work, or a hot
     journal): its content is then read afresh."""
-    journal = path + "-journal"
-    if os.path.lexists(journal):
+    if os.path.lexists(path + "-journal"):
         return None
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-    except OSError:
+    database = _state_of(path, 100)
+    if database is None:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, header,
-            _state_of(path + "-wal", 32))
+    return database, _state_of(path + "-wal", 32, ctime=False)
 
 
 #: path -> (its _sqlite_state, its content digest): a database that did not change since
@@ -135,16 +132,16 @@ def _sqlite_state(path: str, st: os.stat_result) -> tuple[Any, ...] | None:
 _sqlite_digests: dict[str, tuple[tuple[Any, ...], str]] = {}
 
 
-def _cached_sqlite_content(path: str, st: os.stat_result) -> str | None:
+def _cached_sqlite_content(path: str) -> str | None:
     """:func:`_sqlite_content`, taken again only when the database may have changed."""
-    state = _sqlite_state(path, st)
+    state = _sqlite_state(path)
     known = _sqlite_digests.get(path)
     if state is not None and known is not None and known[0] == state:
         return known[1]
     found = _sqlite_content(path)
     if state is None or found is None:
         _sqlite_digests.pop(path, None)
-    elif state == _sqlite_state(path, st):  # nothing committed while it was dumped
+    elif state == _sqlite_state(path):  # nothing committed while it was dumped
         _sqlite_digests[path] = (state, found)
     return found
 
