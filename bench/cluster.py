@@ -115,7 +115,7 @@ def sweep(name: str, project: str, journal: str, **cli: Any) -> Run:
     start = time.perf_counter()
     journal_ = SweepDriver(project, settings, [], on_event=on_event, executor=executor).run()
     end = time.perf_counter()
-    outcomes = {u["id"]: (r or {}).get("outcome", "?") for u, r in journal_.results()}
+    outcomes = {u.id: r.outcome if r is not None else "?" for u, r in journal_.results()}
     journal_.close()
     return Run(name, len(outcomes), end - marks.get("sweep", start), end - start, outcomes)
 

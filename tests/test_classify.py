@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from failpath.sweep.classify import classify, failed, in_children, leaked, swallowed
-from failpath.sweep.records import BUG_CLASSES, Catch, Evidence, ExcFacts, Spawned, UnitResult
+from failpath.sweep.records import (
+    BUG_CLASSES,
+    Catch,
+    Evidence,
+    ExcFacts,
+    MemoryCall,
+    MemoryTarget,
+    Point,
+    Site,
+    Spawned,
+    Unit,
+    UnitResult,
+    Variety,
+)
 
 
 def ev(**facts: Any) -> Evidence:
@@ -203,6 +218,33 @@ def test_bug_follows_from_the_outcome_and_json_round_trips() -> None:
     for name in ("crashed", "leaked", "reported", "recovered"):
         assert UnitResult(name).bug == (name in BUG_CLASSES)
     result = classify(ev(status="failed", final=fail(), catch=Catch("thread", "t.py", 1)))
-    data = result.with_(restore_error="x").to_json()
+    changed = replace(result, restore_error="x", handler=Site("h.py", 3),
+                      memory=MemoryCall("f", "m.py:1", 1, 2, False),
+                      child=Spawned(True, crashed=(7,)), untrusted_writes=("/w",))
+    data = json.loads(json.dumps(changed.to_json()))
     assert data["bug"] is False and data["restore_error"] == "x"
-    assert UnitResult.from_json(data) == result.with_(restore_error="x")
+    assert data["handler"] == {"file": "h.py", "line": 3} and data["child"]["crashed"] == [7]
+    assert UnitResult.from_json(data) == changed
+    assert "damage" not in data and "retried" not in data  # agent-only facts, unset
+
+
+def test_a_result_reported_leaves_the_agents_own_facts_behind() -> None:
+    result = replace(classify(ev(status="failed", final=fail())), retried=True,
+                     released="/r", damage={"places": None}, evidence=ev(status="failed"))
+    sent = UnitResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert sent == result  # through the child's pipe, every fact
+    assert result.judged().retried and result.judged().evidence is None
+    reported = result.reported().to_json()
+    assert not {"retried", "released", "damage", "evidence"} & set(reported)
+
+
+def test_a_unit_round_trips_with_its_point_and_reasons() -> None:
+    unit = Unit("i", "t.py::t", "m.py:3:w", 2, "transient", "raise(EIO)", cls="io",
+                variety=Variety("EIO", "m.py", 9), point=Point("m.py:3:w", cls="io",
+                                                               file="m.py", line=3),
+                count=4, memory=MemoryTarget("m.f", 3, 10), added="why")
+    data = json.loads(json.dumps(unit.to_json()))
+    assert data["point"]["line"] == 3 and data["variety"]["errno"] == "EIO"
+    assert Unit.from_json(data) == unit
+    bare = Unit("i", "t", "g", 1, "transient", "raise")
+    assert set(bare.to_json()) == {"id", "test", "tag", "nth", "mode", "action", "cls"}

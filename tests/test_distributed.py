@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from failpath import cli, config
 from failpath.errors import InvalidArgument
 from failpath.sweep import distributed as fd
+from failpath.sweep.records import PlanEntry, Unit, UnitResult
 from failpath.sweep.runner import SweepDriver
 
 PROJECT = Path(__file__).parent / "projects" / "dask_small"
@@ -42,7 +44,8 @@ def settings(root: Path, **cli_values: Any) -> dict[str, Any]:
 
 
 def outcomes(journal: Any) -> dict[str, str]:
-    return {unit["id"]: (result or {}).get("outcome") for unit, result in journal.results()}
+    return {unit.id: result.outcome if result is not None else None
+            for unit, result in journal.results()}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -104,13 +107,13 @@ def test_without_dask_the_executor_says_how_to_install_it(
 
 # -- pure parts ------------------------------------------------------------------------------
 def test_batches_group_plan_entries_by_test_file_most_work_first() -> None:
-    entries = [{"test": "tests/a.py::t1", "estimate": 1.0, "units": []},
-               {"test": "tests/b.py::t1", "estimate": 5.0, "units": []},
-               {"test": "tests/a.py::C::t2[x]", "estimate": 1.0, "units": []}]
+    entries = [PlanEntry("tests/a.py::t1", estimate=1.0),
+               PlanEntry("tests/b.py::t1", estimate=5.0),
+               PlanEntry("tests/a.py::C::t2[x]", estimate=1.0)]
     batches = fd.make_batches(entries)
-    assert [b["file"] for b in batches] == ["tests/b.py", "tests/a.py"]
-    assert [e["test"] for e in batches[1]["entries"]] == ["tests/a.py::t1",
-                                                          "tests/a.py::C::t2[x]"]
+    assert [(b.file, b.index, b.estimate) for b in batches] == [("tests/b.py", 0, 5.0),
+                                                                 ("tests/a.py", 1, 2.0)]
+    assert [e.test for e in batches[1].entries] == ["tests/a.py::t1", "tests/a.py::C::t2[x]"]
 
 
 def test_batch_args_collect_only_the_batchs_file(tmp_path: Path) -> None:
@@ -126,14 +129,15 @@ def test_batch_args_collect_only_the_batchs_file(tmp_path: Path) -> None:
 def test_a_workers_outbox_takes_a_unit_added_while_sweeping_and_publishes_its_result() -> None:
     # the dispatcher adds a persistent unit at a site whose handler retried, then records it
     published: list[str] = []
-    unit = {"id": "t|s|1|transient|raise", "test": "t"}
+    unit = Unit("t|s|1|transient|raise", "t", "s", 1, "transient", "raise")
     outbox = fd._Outbox(lambda uid, result: published.append(uid),
-                        [{"test": "t", "units": [unit]}])
-    later = {"id": "t|s|1|persistent|raise", "test": "t"}
+                        [PlanEntry("t", units=(unit,))])
+    later = replace(unit, id="t|s|1|persistent|raise", mode="persistent")
     assert outbox.add_units([later, unit]) == 1  # the batch's own is not added twice
-    assert outbox.unit(later["id"]) == later and outbox.progress() == (0, 2)
-    assert outbox.record(later["id"], {"outcome": "propagated"})
-    assert published == [later["id"]] and outbox.pending_of("t") == [unit]
+    assert outbox.unit(later.id) == later and outbox.progress() == (0, 2)
+    assert outbox.record(later.id, UnitResult("propagated"))
+    assert not outbox.record(later.id, UnitResult("crashed"))  # never twice
+    assert published == [later.id] and outbox.pending_of("t") == [unit]
 
 
 def test_source_digest_follows_sources_and_ignores_state_and_venvs(tmp_path: Path) -> None:
@@ -192,7 +196,7 @@ def test_killing_a_worker_mid_sweep_loses_no_unit_and_counts_none_twice(
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if kind != "unit":
             return
-        counted[data["unit"]["id"]] = counted.get(data["unit"]["id"], 0) + 1
+        counted[data["unit"].id] = counted.get(data["unit"].id, 0) + 1
         if len(counted) == 3 and not killed:  # results arrived: kill a busy worker
             busy = [w for w, keys in runner.client.processing().items() if keys]
             pid = runner.client.run(os.getpid, workers=busy[:1])[busy[0]]

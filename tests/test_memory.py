@@ -216,18 +216,19 @@ def _settings(**kw: Any) -> dict[str, Any]:
 
 def test_plan_fails_every_allocation_of_a_small_call_and_a_few_past_it():
     units = list(MemoryPlanner(_baseline([5]), _settings(), "/r").units())
-    assert [u["action"] for u in units] == [f"nomem({n})" for n in range(1, 8)]
-    assert all(u["nth"] == 1 and u["memory"]["allocations"] == 5 for u in units)
+    assert [u.action for u in units] == [f"nomem({n})" for n in range(1, 8)]
+    assert all(u.nth == 1 and u.memory is not None and u.memory.allocations == 5
+               for u in units)
 
 
 def test_plan_spreads_the_budget_over_a_big_call():
     units = list(MemoryPlanner(_baseline([1000]), _settings(max_hits=5), "/r").units())
-    assert [memory.allocation_of(u["action"]) for u in units] == [1, 251, 501, 750, 1000]
+    assert [memory.allocation_of(u.action) for u in units] == [1, 251, 501, 750, 1000]
 
 
 def test_plan_both_modes():
     units = list(MemoryPlanner(_baseline([1]), _settings(mode="both"), "/r").units())
-    assert {u["mode"] for u in units} == {"transient", "persistent"}
+    assert {u.mode for u in units} == {"transient", "persistent"}
 
 
 def test_arguments_are_written_as_literals_else_pickled_else_marked():

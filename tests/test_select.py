@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from failpath.errors import InvalidArgument
 from failpath.sweep.journal import Journal
+from failpath.sweep.records import Site, UnitResult
 from failpath.sweep.runner import LocalExecutor, SweepDriver
 from failpath.sweep.select import Planner, Saturation, pick
 
@@ -49,10 +51,10 @@ def test_sites_picks_k_units_per_site_from_the_fastest_tests_first_middle_last(
         tmp_path: Path) -> None:
     planner = Planner(baseline(str(tmp_path)), settings(), str(tmp_path))
     units = list(planner.units())
-    at_a = sorted((u["test"], u["nth"]) for u in units if u["tag"] == "m:f:1#a")
+    at_a = sorted((u.test, u.nth) for u in units if u.tag == "m:f:1#a")
     assert at_a == [("t::fast", 1), ("t::mid", 3), ("t::slow", 10)]
-    assert sorted(u["nth"] for u in units if u["tag"] == "m:f:3#c") == [1, 3, 4]
-    assert [u["nth"] for u in units if u["tag"] == "m:f:2#b"] == [1]
+    assert sorted(u.nth for u in units if u.tag == "m:f:3#c") == [1, 3, 4]
+    assert [u.nth for u in units if u.tag == "m:f:2#b"] == [1]
     plan = planner.stats.summary()
     assert plan["possible"] == 10 + 1 + 9 + 5 + 4
     assert plan["planned"] == len(units) == 7
@@ -91,7 +93,7 @@ def test_each_calling_context_gets_a_unit_unless_only_a_much_slower_test_reaches
 
 def test_the_plan_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     recs = [record(str(tmp_path), f"t::{i}", 0.01, {"m:f:1#a": 1}) for i in range(20)]
-    ids = [[u["id"] for u in Planner(recs, settings(seed=s), str(tmp_path)).units()]
+    ids = [[u.id for u in Planner(recs, settings(seed=s), str(tmp_path)).units()]
            for s in (1, 1, 2)]
     assert ids[0] == ids[1]
     assert ids[0] != ids[2]
@@ -108,7 +110,7 @@ def test_budget_goes_round_robin_over_sites_and_counts_what_it_left_out(
     planner = Planner(baseline(str(tmp_path)), settings(budget=0.7), str(tmp_path))
     units = list(planner.units())
     plan = planner.stats.summary()
-    assert {u["tag"] for u in units} >= {"m:f:1#a", "m:f:3#c"}
+    assert {u.tag for u in units} >= {"m:f:1#a", "m:f:3#c"}
     assert plan["estimate_s"] <= 0.7
     assert plan["planned"] + plan["skipped"]["selection"] + plan["skipped"]["budget"] == \
         plan["possible"]
@@ -118,14 +120,19 @@ def test_budget_goes_round_robin_over_sites_and_counts_what_it_left_out(
 
 def test_saturation_needs_k_agreeing_results_and_stops_at_a_difference() -> None:
     sat = Saturation(3)
-    same = {"outcome": "propagated", "final": "StoreError: x", "handler": None}
+    same = UnitResult("propagated", final="StoreError: x")
     key = ("t", "transient", "raise")
     assert [sat.observe(key, same) for _ in range(3)] == [False, False, True]
     other = ("u", "transient", "raise")
     assert not sat.observe(other, same)
-    assert not sat.observe(other, dict(same, outcome="mishandled"))
+    assert not sat.observe(other, replace(same, outcome="mishandled"))
     assert not any(sat.observe(other, same) for _ in range(5))
     assert not Saturation(0).observe(key, same)
+    handled = [replace(same, handler=Site("m.py", n)) for n in (1, 1, 2)]
+    two = Saturation(2)
+    assert [two.observe(key, r) for r in handled] == [False, True, False]
+    apart = Saturation(2)  # another handler caught it: the site keeps running
+    assert [apart.observe(key, r) for r in (handled[0], handled[2], handled[0])] == [False] * 3
 
 
 def git(root: Path, *args: str) -> None:
@@ -144,7 +151,7 @@ def test_changed_selects_call_sites_in_functions_changed_since_the_base(tmp_path
     src.write_text("def f():\n    a()\n\n\ndef g():\n    b()\n    b2()\n")
     recs = [record(str(tmp_path), "t::x", 0.1, {"m:f:2#a": 1, "m:g:6#b": 1})]
     planner = Planner(recs, settings(select="changed"), str(tmp_path))
-    assert [u["tag"] for u in planner.units()] == ["m:g:6#b"]
+    assert [u.tag for u in planner.units()] == ["m:g:6#b"]
     plan = planner.stats.summary()
     assert plan["skipped"]["selection"] == 1
     assert plan["unplanned"][0]["why"] == "outside the functions changed since HEAD"
@@ -169,7 +176,7 @@ def test_jobs_run_tests_longest_first_across_workers(tmp_path: Path) -> None:
     journal.add_units(planner.units())
     driver = SweepDriver(str(tmp_path), settings(jobs=2, journal=str(tmp_path / "j.sqlite")), [])
     slices = LocalExecutor().slices(driver, journal)
-    assert [[t["test"] for t in s.tests] for s in slices] == [["t::b", "t::a"],
+    assert [[t.test for t in s.tests] for s in slices] == [["t::b", "t::a"],
                                                              ["t::d", "t::c"]]
     journal.close()
 
@@ -273,9 +280,9 @@ def test_saturation_never_skips_a_calling_contexts_own_unit(tmp_path: Path) -> N
     journal.add_baseline(base)
     planner = Planner(journal.baseline(), settings(), str(tmp_path))
     units = list(planner.units())
-    assert {u["nth"] for u in units if u.get("context")} == {1, 7}
-    assert any(not u.get("context") for u in units)
+    assert {u.nth for u in units if u.context} == {1, 7}
+    assert any(not u.context for u in units)
     journal.add_units(units)
     skipped = set(journal.skip_site("m:f:1#a", "transient", "raise", reason="saturation"))
-    assert skipped == {u["id"] for u in units if not u.get("context")}
+    assert skipped == {u.id for u in units if not u.context}
     journal.close()

@@ -34,10 +34,10 @@ class Display:
             self._baseline += 1
         elif kind == "unit":
             self.done += 1
-            bug = bool(data["result"].get("bug"))
-            self.bugs += int(bug)
+            result = data["result"]  # a sweep.records.UnitResult
+            self.bugs += int(result.bug)
             if self.progress is not None:
-                self.progress.advance(data["result"]["outcome"], bug)
+                self.progress.advance(result.outcome, result.bug)
         elif kind == "plan" and data:
             for line in plan_lines(data):
                 self._line(line)

@@ -30,9 +30,10 @@ from typing import Any
 from failpath.stdlib._real import bypass, os
 from failpath.sweep import boundary, damage, oracles, probe
 from failpath.sweep.evidence import Scope
+from failpath.sweep.records import Facts, Unit, UnitResult
 
-Facts = dict[str, Any]
-Pending = tuple[Any, dict[str, Any], Callable[[Any, dict[str, Any], Facts], None]]
+#: A faulted run's result waiting for the clean run's call to end, and who judges it then.
+Pending = tuple[Unit, UnitResult, Callable[[Unit, UnitResult, Facts], None]]
 
 #: SQLite databases up to this size keep their digest at each project call's start.
 SQLITE_DIGEST_MAX = 1 << 20
@@ -299,8 +300,8 @@ class Aftermath:
         self.frames.clear()
 
     # -- in the fork-at-point parent ---------------------------------------------------
-    def await_clean(self, frame: FrameType | None, unit: Any, result: dict[str, Any],
-                    done: Callable[[Any, dict[str, Any], Facts], None]) -> bool:
+    def await_clean(self, frame: FrameType | None, unit: Unit, result: UnitResult,
+                    done: Callable[[Unit, UnitResult, Facts], None]) -> bool:
         """Hold ``result`` until the parent's boundary above ``frame`` ends, then call
         ``done(unit, result, clean_facts)``. False when there is no boundary."""
         found = boundary.find(frame, self.scope)
@@ -319,7 +320,7 @@ class Aftermath:
         extra = _places_of_all(waiting)
         clean = self.snapshot(how, made(frame, how, value), extra)
         if how == "returned" and any(
-                (result.get("damage") or {}).get("probe", {}).get("returned")
+                (result.damage or {}).get("probe", {}).get("returned")
                 not in (None, clean["value"]) for _unit, result, _done in waiting):
             # a faulted run's retry returned another value: does this call give the same
             # value when made twice?
@@ -367,7 +368,7 @@ def made(frame: FrameType, how: str, value: Any) -> Any:
 def _places_of_all(waiting: list[Pending]) -> damage.Places:
     places = damage.Places()
     for _unit, result, _done in waiting:
-        got = (result.get("damage") or {}).get("places")
+        got = (result.damage or {}).get("places")
         if got:
             places = places.union(damage.Places(tuple(got["written"]), tuple(got["owned"])))
     return places

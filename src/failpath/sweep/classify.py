@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable
 
-from failpath.sweep.records import Evidence, ExcFacts, MemoryFacts, UnitResult, first
+from failpath.sweep.records import Evidence, ExcFacts, MemoryFacts, Site, UnitResult, first
 
 Verdict = tuple[str, str]  # (outcome class, reason)
 
@@ -37,15 +37,15 @@ def classify(ev: Evidence, strategy: str = "") -> UnitResult:
         verdict = next(v for v in verdicts if v[0] == outcome)
     outcome, reason = verdict
     final = ev.final
-    handler = None
+    handler: Site | None = None
     if ev.catch is not None and ev.catch.file is not None and ev.catch.where == "project":
-        handler = {"file": ev.catch.file, "line": ev.catch.line}
+        handler = Site(ev.catch.file, ev.catch.line)
     chain = final.chain if final is not None else ()
     for end in ev.spawned.ends if ev.spawned is not None else ():
         if end.get("uncaught"):
             chain += (f"in child {end.get('pid')}: {end['uncaught']}",)
         if handler is None and end.get("handler"):
-            handler = {"file": end["handler"]["file"], "line": end["handler"]["line"]}
+            handler = Site(end["handler"]["file"], end["handler"]["line"])
     return UnitResult(outcome, reason, strategy, error=ev.injected,
                       final=final.text if final is not None else ev.exit, chain=chain,
                       traceback=final.traceback if final is not None else None,

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from failpath.errors import FailpathError, InvalidArgument
 from failpath.stdlib._real import open, os
 from failpath.sweep import executor
 from failpath.sweep.journal import Journal
+from failpath.sweep.records import PlanEntry, Unit, UnitResult
 
 MAX_RESPAWNS = 3
 
@@ -31,19 +32,19 @@ class UnitStore(Protocol):
     driver (sweep/journal.py), a Dask worker's outbox for its batch (sweep/distributed.py).
     """
 
-    def unit(self, unit_id: str) -> dict[str, Any] | None:
+    def unit(self, unit_id: str) -> Unit | None:
         """One planned unit by id."""
 
-    def add_units(self, units: list[dict[str, Any]]) -> int:
+    def add_units(self, units: list[Unit]) -> int:
         """Add units (an agent's, made while sweeping); how many were new."""
 
-    def record(self, unit_id: str, result: dict[str, Any]) -> bool:
+    def record(self, unit_id: str, result: UnitResult) -> bool:
         """Keep one unit's result; False when it was recorded before (never twice)."""
 
     def pending_tests(self) -> dict[str, int]:
         """How many units each test has left."""
 
-    def pending_of(self, test: str) -> list[dict[str, Any]]:
+    def pending_of(self, test: str) -> list[Unit]:
         """One test's units without a result, in plan order."""
 
     def progress(self) -> tuple[int, int]:
@@ -62,13 +63,13 @@ class Slice:
     """The units one agent is responsible for, grouped by test in run order."""
 
     index: int
-    tests: list[dict[str, Any]] = field(default_factory=list)
+    tests: list[PlanEntry] = field(default_factory=list)
     respawns: int = 0
 
     @property
     def load(self) -> float:
         """Estimated seconds of work."""
-        return sum(t["estimate"] for t in self.tests)
+        return sum(t.estimate for t in self.tests)
 
 
 class Dispatcher:
@@ -80,7 +81,7 @@ class Dispatcher:
     """
 
     def __init__(self, state_dir: str, spawn: Callable[[int], executor.AgentProc],
-                 recorded: Callable[[UnitStore, dict[str, Any], dict[str, Any]], None],
+                 recorded: Callable[[UnitStore, Unit, UnitResult], None],
                  tick: Callable[[Running], None],
                  on_event: Callable[[str, dict[str, Any]], None]) -> None:
         self.state_dir = state_dir
@@ -145,9 +146,9 @@ class Dispatcher:
         path = os.path.join(self.state_dir, f"plan-{s.index}-{attempt}.jsonl")
         with open(path, "w", encoding="utf-8") as fh:
             for t in s.tests:
-                units = t.get("units") if journal is None else journal.pending_of(t["test"])
+                units = t.units if journal is None else tuple(journal.pending_of(t.test))
                 if units:
-                    fh.write(json.dumps(dict(t, units=units)) + "\n")
+                    fh.write(json.dumps(replace(t, units=units).to_json()) + "\n")
         return path
 
     def start_slice(self, s: Slice, reuse: executor.AgentProc | None,
@@ -163,12 +164,12 @@ class Dispatcher:
         """One message of an agent: a unit's result, its "done", or its end."""
         kind = msg.get("type")
         if kind == "unit":
-            result = msg["result"]
-            unit = journal.unit(result["id"])
+            unit_id, result = msg["result"]["id"], UnitResult.from_json(msg["result"])
+            unit = journal.unit(unit_id)
             if unit is None and msg.get("unit"):  # added while sweeping (a retry site)
-                journal.add_units([msg["unit"]])
-                unit = journal.unit(result["id"])
-            if unit is not None and journal.record(result["id"], result):
+                journal.add_units([Unit.from_json(msg["unit"])])
+                unit = journal.unit(unit_id)
+            if unit is not None and journal.record(unit_id, result):
                 self.recorded(journal, unit, result)
         elif kind == "done":
             agent.finished = True
@@ -178,7 +179,7 @@ class Dispatcher:
     @staticmethod
     def watchdog(running: Running) -> None:
         """Kill an agent silent for far longer than its slowest unit may take."""
-        limit = max((t["timeout"] for s, _ in running.values() for t in s.tests), default=10.0)
+        limit = max((t.timeout for s, _ in running.values() for t in s.tests), default=10.0)
         for _s, agent in running.values():
             if not agent.finished and time.monotonic() - agent.last_seen > 3 * limit + 60:
                 agent.kill()  # its EOF is then handled as a death
@@ -191,20 +192,19 @@ class Dispatcher:
         agent.end_children()  # a unit's child of the dead agent, stuck or not
         agent.finished = True
         left = journal.pending_tests()
-        s.tests = [dict(t, count=left[t["test"]]) for t in s.tests if t["test"] in left]
+        s.tests = [replace(t, count=left[t.test]) for t in s.tests if t.test in left]
         if not s.tests:
             return
         s.respawns += 1
         if s.respawns > MAX_RESPAWNS:
+            died = UnitResult("crashed", strategy="agent", final=(
+                f"the worker died {MAX_RESPAWNS + 1} times (exit {status}); see "
+                f"{agent.log_path}"))
             for t in s.tests:
-                for u in journal.pending_of(t["test"]):
-                    journal.record(u["id"], {"outcome": "crashed", "bug": True,
-                                             "strategy": "agent", "error": None,
-                                             "final": f"the worker died {MAX_RESPAWNS + 1} "
-                                                      f"times (exit {status}); see "
-                                                      f"{agent.log_path}"})
+                for u in journal.pending_of(t.test):
+                    journal.record(u.id, died)
             return
         # The test in flight took the worker down: replay its remaining units one by one.
-        s.tests[0]["strategy"] = "fork-per-unit"
+        s.tests[0] = replace(s.tests[0], strategy="fork-per-unit")
         self.on_event("respawn", {"agent": agent.index, "status": status})
         running[agent.index] = (s, self.start_slice(s, None, journal))

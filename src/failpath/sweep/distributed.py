@@ -28,6 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import failpath
@@ -37,6 +38,7 @@ from failpath.stdlib._real import open, os, shutil, tempfile
 from failpath.sweep import executor, lifeline
 from failpath.sweep.dispatch import Dispatcher, Running, Slice
 from failpath.sweep.journal import Journal
+from failpath.sweep.records import PlanEntry, Unit, UnitResult
 from failpath.sweep.runner import SweepDriver, SweepError, agent_options
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".failpath", "__pycache__", ".tox", ".nox",
@@ -126,15 +128,24 @@ def test_file(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def make_batches(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Plan entries grouped by test file, the most work first."""
-    by_file: dict[str, list[dict[str, Any]]] = {}
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One Dask task's work: the plan entries of one test file, and its place in the sweep."""
+
+    file: str
+    entries: tuple[PlanEntry, ...]
+    estimate: float = 0.0  # seconds
+    index: int = 0
+
+
+def make_batches(entries: list[PlanEntry]) -> list[Batch]:
+    """Plan entries grouped by test file, the most work first, numbered in that order."""
+    by_file: dict[str, list[PlanEntry]] = {}
     for entry in entries:
-        by_file.setdefault(test_file(entry["test"]), []).append(entry)
-    batches = [{"file": f, "entries": es, "estimate": sum(e["estimate"] for e in es)}
-               for f, es in by_file.items()]
-    batches.sort(key=lambda b: -b["estimate"])
-    return batches
+        by_file.setdefault(test_file(entry.test), []).append(entry)
+    batches = sorted((Batch(f, tuple(es), sum(e.estimate for e in es))
+                      for f, es in by_file.items()), key=lambda b: -b.estimate)
+    return [replace(b, index=i) for i, b in enumerate(batches)]
 
 
 def _names_paths(args: list[str], root: str) -> bool:
@@ -170,13 +181,13 @@ class _Stopped(Exception):
 class _Outbox:
     """Stands in for the journal on a worker: publishes each result once, keeps them all."""
 
-    def __init__(self, publish: Callable[[str, dict[str, Any]], None],
-                 entries: list[dict[str, Any]]) -> None:
+    def __init__(self, publish: Callable[[str, UnitResult], None],
+                 entries: list[PlanEntry]) -> None:
         self.publish = publish
-        self.units = {u["id"]: u for e in entries for u in e["units"]}
-        self.results: dict[str, dict[str, Any]] = {}
+        self.units = {u.id: u for e in entries for u in e.units}
+        self.results: dict[str, UnitResult] = {}
 
-    def record(self, unit_id: str, result: dict[str, Any]) -> bool:
+    def record(self, unit_id: str, result: UnitResult) -> bool:
         """Like Journal.record: False for a unit already recorded here."""
         if unit_id in self.results:
             return False
@@ -188,15 +199,15 @@ class _Outbox:
         """(units done, units in the batch)."""
         return len(self.results), len(self.units)
 
-    def add_units(self, units: list[dict[str, Any]]) -> int:
+    def add_units(self, units: list[Unit]) -> int:
         """Like Journal.add_units: units an agent added while sweeping (persistent units at
         a site whose handler retried); how many were new. Their results are published like
         the batch's own."""
-        new = [u for u in units if u["id"] not in self.units]
-        self.units.update((u["id"], u) for u in new)
+        new = [u for u in units if u.id not in self.units]
+        self.units.update((u.id, u) for u in new)
         return len(new)
 
-    def unit(self, unit_id: str) -> dict[str, Any] | None:
+    def unit(self, unit_id: str) -> Unit | None:
         """One of the batch's units by id."""
         return self.units.get(unit_id)
 
@@ -204,14 +215,13 @@ class _Outbox:
         """Like Journal.pending_tests, over the batch."""
         left: dict[str, int] = {}
         for u in self.units.values():
-            if u["id"] not in self.results:
-                left[u["test"]] = left.get(u["test"], 0) + 1
+            if u.id not in self.results:
+                left[u.test] = left.get(u.test, 0) + 1
         return left
 
-    def pending_of(self, test: str) -> list[dict[str, Any]]:
+    def pending_of(self, test: str) -> list[Unit]:
         """Like Journal.pending_of, over the batch."""
-        return [u for u in self.units.values()
-                if u["test"] == test and u["id"] not in self.results]
+        return [u for u in self.units.values() if u.test == test and u.id not in self.results]
 
 
 class _Batch:
@@ -221,7 +231,7 @@ class _Batch:
     Run-time selection (saturation) is the driver's: it sees every batch's results.
     """
 
-    def __init__(self, job: dict[str, Any], entries: list[dict[str, Any]], work_dir: str,
+    def __init__(self, job: dict[str, Any], entries: list[PlanEntry], work_dir: str,
                  stopped: Callable[[], bool]) -> None:
         root, settings = job["root"], dict(job["settings"], jobs=1)
         self.entries = entries
@@ -271,27 +281,28 @@ def done_name(names: dict[str, str], batch: int) -> str:
     return f"{names['done']}-{batch}"
 
 
-def _skip_recorded(batch: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+def _skip_recorded(batch: Batch, names: dict[str, str]) -> list[PlanEntry]:
     """The batch's entries without the units the driver says it already recorded."""
     from distributed import Variable
 
     try:  # the driver set it (empty) before submitting the batch
-        done = set(Variable(done_name(names, batch["index"])).get(timeout=10) or ())
+        done = set(Variable(done_name(names, batch.index)).get(timeout=10) or ())
     except Exception:  # the scheduler is slow or gone: run them all, duplicates are ignored
-        return batch["entries"]
-    entries = [dict(e, units=[u for u in e["units"] if u["id"] not in done])
-               for e in batch["entries"]]
-    return [e for e in entries if e["units"]]
+        return list(batch.entries)
+    entries = [replace(e, units=tuple(u for u in e.units if u.id not in done))
+               for e in batch.entries]
+    return [e for e in entries if e.units]
 
 
-def _publisher(queue_name: str, batch_index: int) -> Callable[[str, dict[str, Any]], None]:
+def _publisher(queue_name: str, batch_index: int) -> Callable[[str, UnitResult], None]:
     from distributed import Queue
 
     queue = Queue(queue_name)
 
-    def publish(unit_id: str, result: dict[str, Any]) -> None:
-        try:
-            queue.put({"batch": batch_index, "id": unit_id, "result": result}, timeout=10)
+    def publish(unit_id: str, result: UnitResult) -> None:
+        try:  # JSON through the scheduler, as through every other pipe
+            queue.put({"batch": batch_index, "id": unit_id, "result": result.to_json()},
+                      timeout=10)
         except Exception:  # the task's return value carries it anyway
             logging.getLogger("failpath").warning("failpath: could not publish %s", unit_id)
 
@@ -325,20 +336,20 @@ def run_batch(job: dict[str, Any]) -> dict[str, Any]:
     theirs = _cached_digest(job["sweep"], job["root"])
     if theirs != job["digest"]:
         return {"worker": worker, "mismatch": theirs}
-    batch = job["batch"]
+    batch: Batch = job["batch"]
     entries = _skip_recorded(batch, job["names"])
-    outbox = _Outbox(_publisher(job["names"]["queue"], batch["index"]), entries)
-    work_dir = tempfile.mkdtemp(prefix=f"failpath-{job['sweep'][:8]}-{batch['index']}-",
+    outbox = _Outbox(_publisher(job["names"]["queue"], batch.index), entries)
+    work_dir = tempfile.mkdtemp(prefix=f"failpath-{job['sweep'][:8]}-{batch.index}-",
                                 dir=place)
     try:
         if entries:
             _Batch(job, entries, work_dir, _stop_flag(job["names"]["stop"])).run(outbox)
     except _Stopped:
         return {"worker": worker, "stopped": True}
-    if not any(work_dir in str(r.get("final")) for r in outbox.results.values()):
+    if not any(work_dir in str(r.final) for r in outbox.results.values()):
         shutil.rmtree(work_dir, ignore_errors=True)  # keep the agent logs a result refers to
-    return {"worker": worker, "results": outbox.results, "started": started,
-            "ended": time.time()}
+    return {"worker": worker, "started": started, "ended": time.time(),
+            "results": {i: r.to_json() for i, r in outbox.results.items()}}
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -364,7 +375,7 @@ class DaskExecutor:
         self.client: Any = None
         self.cluster: Any = None
         self.digest = ""
-        self.units: dict[str, dict[str, Any]] = {}
+        self.units: dict[str, Unit] = {}
         self.done_by_batch: dict[int, set[str]] = {}  # batch index -> units recorded
         self.dirty: set[int] = set()  # batches whose recorded units changed since published
         self.batches: list[dict[str, Any]] = []  # {file, units, worker, seconds} as they end
@@ -441,46 +452,49 @@ class DaskExecutor:
         if first is not None:  # the baseline agent has nothing more to do here
             first.send_plan(driver.dispatcher.write_plan(Slice(0), 0))
         entries = driver.test_entries(journal)
-        self.units = {u["id"]: u for e in entries for u in e["units"]}
+        self.units = {u.id: u for e in entries for u in e.units}
         if not entries:
             return
         batches = make_batches(entries)
         queue = self.distributed.Queue(self.names["queue"], client=self.client)
-        for i in range(len(batches)):
-            self.done_by_batch[i] = set()
+        for b in batches:
+            self.done_by_batch[b.index] = set()
         self.dirty = set(self.done_by_batch)
         self._publish_done()  # every batch's variable exists before its task can read it
-        futures = {self._submit(i, b): dict(b, index=i) for i, b in enumerate(batches)}
+        futures = {self._submit(b): b for b in batches}
         try:
             self._collect(journal, queue, futures)
         except BaseException:
             self._stop_workers(futures)
             raise
 
-    def _submit(self, index: int, batch: dict[str, Any]) -> Any:
+    def _submit(self, batch: Batch) -> Any:
         assert self.driver is not None
         job = {"root": self.root, "settings": dict(self.settings, _mark=self.mark),
                "sweep": self.sweep_id,
                "digest": self.digest, "names": self.names,
-               "pytest_args": batch_args(self.driver.pytest_args, self.root, batch["file"]),
-               "batch": dict(batch, index=index)}
-        return self.client.submit(run_batch, job, key=f"failpath-batch-{index}-{self.sweep_id}",
-                                  retries=TASK_RETRIES, priority=len(self.units) - index,
+               "pytest_args": batch_args(self.driver.pytest_args, self.root, batch.file),
+               "batch": batch}
+        return self.client.submit(run_batch, job,
+                                  key=f"failpath-batch-{batch.index}-{self.sweep_id}",
+                                  retries=TASK_RETRIES, priority=len(self.units) - batch.index,
                                   pure=False)
 
-    def _collect(self, journal: Journal, queue: Any, futures: dict[Any, dict[str, Any]]) -> None:
+    def _collect(self, journal: Journal, queue: Any, futures: dict[Any, Batch]) -> None:
         """Journal results as they arrive until every batch's task has ended."""
         last_publish = time.monotonic()
         while futures:
             for item in self._drain(queue):
-                self._record(journal, item["batch"], item["id"], item["result"])
+                self._record(journal, item["batch"], item["id"],
+                             UnitResult.from_json(item["result"]))
             for future in [f for f in futures if f.done()]:
                 self._finished(journal, future, futures.pop(future))
             if time.monotonic() - last_publish >= PUBLISH_EVERY:
                 self._publish_done()
                 last_publish = time.monotonic()
         for item in self._drain(queue, wait=0.0):
-            self._record(journal, item["batch"], item["id"], item["result"])
+            self._record(journal, item["batch"], item["id"],
+                         UnitResult.from_json(item["result"]))
 
     def _drain(self, queue: Any, wait: float = POLL) -> list[dict[str, Any]]:
         """What the queue holds now; when empty, sleep ``wait`` seconds first.
@@ -492,7 +506,7 @@ class DaskExecutor:
             time.sleep(wait)
         return items
 
-    def _record(self, journal: Journal, batch: int, unit_id: str, result: dict[str, Any]) -> None:
+    def _record(self, journal: Journal, batch: int, unit_id: str, result: UnitResult) -> None:
         unit = self.units.get(unit_id)
         if unit is not None and journal.record(unit_id, result):
             self.done_by_batch[batch].add(unit_id)
@@ -509,15 +523,15 @@ class DaskExecutor:
                 variable.set(sorted(self.done_by_batch[batch]))
         self.dirty.clear()
 
-    def _finished(self, journal: Journal, future: Any, batch: dict[str, Any]) -> None:
+    def _finished(self, journal: Journal, future: Any, batch: Batch) -> None:
         if future.status == "finished":
             out = future.result()
             if "mismatch" in out:
                 raise InvalidArgument(mismatch_message(out["worker"], self.root,
                                                        out["mismatch"]))
             for unit_id, result in out.get("results", {}).items():
-                self._record(journal, batch["index"], unit_id, result)
-            self.batches.append({"file": batch["file"], "worker": out["worker"],
+                self._record(journal, batch.index, unit_id, UnitResult.from_json(result))
+            self.batches.append({"file": batch.file, "worker": out["worker"],
                                  "units": len(out.get("results", {})),
                                  "seconds": out.get("ended", 0.0) - out.get("started", 0.0)})
             return
@@ -525,19 +539,18 @@ class DaskExecutor:
         if isinstance(exc, self.distributed.KilledWorker):
             self._give_up(journal, batch, exc)
             return
-        raise SweepError(f"the batch of {batch['file']} failed on the Dask cluster "
+        raise SweepError(f"the batch of {batch.file} failed on the Dask cluster "
                          f"({future.status}): {exc!r}")
 
-    def _give_up(self, journal: Journal, batch: dict[str, Any], exc: BaseException) -> None:
+    def _give_up(self, journal: Journal, batch: Batch, exc: BaseException) -> None:
         """Every worker that ran this batch died: its unfinished units crashed them."""
-        for entry in batch["entries"]:
-            for unit in entry["units"]:
-                self._record(journal, batch["index"], unit["id"], {
-                    "id": unit["id"], "outcome": "crashed", "bug": True, "strategy": "dask",
-                    "error": None, "final": f"the Dask workers running {batch['file']} died "
-                                            f"({exc})"})
+        died = UnitResult("crashed", strategy="dask",
+                          final=f"the Dask workers running {batch.file} died ({exc})")
+        for entry in batch.entries:
+            for unit in entry.units:
+                self._record(journal, batch.index, unit.id, died)
 
-    def _stop_workers(self, futures: dict[Any, dict[str, Any]]) -> None:
+    def _stop_workers(self, futures: dict[Any, Batch]) -> None:
         """Interrupted or failed: tell the tasks to stop their agents, and cancel them."""
         with contextlib.suppress(Exception):  # best effort on the way out
             self.distributed.Event(self.names["stop"], client=self.client).set()

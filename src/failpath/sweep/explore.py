@@ -33,7 +33,7 @@ from failpath.sweep.aftermath import Aftermath
 from failpath.sweep.counting import HitCounter
 from failpath.sweep.fault import UnitFault
 from failpath.sweep.forker import Forker, TempArea, UnitPipe
-from failpath.sweep.records import Phase, Unit, UnitResult
+from failpath.sweep.records import Phase, PlanEntry, Unit, UnitResult
 from failpath.sweep.testrun import ChildState, TestRun
 from failpath.sweep.unitchild import UnitChild
 from failpath.sweep.units import unit_timeout
@@ -60,7 +60,7 @@ class AgentOptions:
     clean_errors: list[str] = field(default_factory=list)
     memory_limit: int = 2048
     timeout: float = 0.0
-    unit: dict[str, Any] | None = None  # subprocess child: run this one unit
+    unit: Unit | None = None  # subprocess child: run this one unit
     clean: dict[str, Any] | None = None  # subprocess child: the test's clean delta
     result_fd: int = -1
     saturated: str = ""  # the runner's saturation file (sweep/select.py SaturatedSites)
@@ -78,6 +78,8 @@ class AgentOptions:
     def from_json(cls, data: dict[str, Any]) -> AgentOptions:
         """Build from the decoded FAILPATH_AGENT value."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if known.get("unit") is not None:
+            known["unit"] = Unit.from_json(known["unit"])
         return cls(**known)
 
 
@@ -91,17 +93,15 @@ class TestContext:
     clean: oracles.Delta = field(default_factory=oracles.Delta)  # what its clean run left
     writes: list[str] = field(default_factory=list)  # the paths its baseline run wrote
     timeout: float | None = None  # seconds per unit (None: from the options)
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # plan entries by id
+    entries: dict[str, Unit] = field(default_factory=dict)  # its planned units by id
 
     @classmethod
-    def from_entry(cls, item: Any, entry: dict[str, Any], strategy: str) -> TestContext:
+    def from_entry(cls, item: Any, entry: PlanEntry, strategy: str) -> TestContext:
         """The context of a plan entry (sweep/runner.py writes them); ``strategy``: the
         options' strategy, unless the entry names its own."""
-        return cls(item, [Unit.from_json(u) for u in entry["units"]],
-                   entry.get("strategy", strategy),
-                   oracles.Delta.from_json(entry.get("clean", {})),
-                   list(entry.get("writes", [])), float(entry["timeout"]),
-                   {u["id"]: u for u in entry["units"]})
+        return cls(item, list(entry.units), entry.strategy or strategy,
+                   oracles.Delta.from_json(entry.clean), list(entry.writes), entry.timeout,
+                   {u.id: u for u in entry.units})
 
 
 def fork_safe() -> bool:
@@ -275,7 +275,7 @@ class Agent:
         if hit.nofail:
             for unit in units:
                 self.report(unit, UnitResult("absorbed", "the site is effectively NOFAIL",
-                                             "fork-at-point").to_json())
+                                             "fork-at-point"))
             return None
         if self.forker.tainted or not fork_safe():  # replayed per unit after the test
             return None
@@ -340,7 +340,7 @@ class Agent:
         return found if found is not None else unit_timeout(0.0, self.options.timeout)
 
     # -- reporting ---------------------------------------------------------------------
-    def report(self, unit: Unit, result: dict[str, Any]) -> None:
+    def report(self, unit: Unit, result: UnitResult) -> None:
         """Send one unit's result."""
         self.verdicts.report(unit, result)
 
@@ -444,9 +444,9 @@ class Agent:
             self.counter.restart()
             self.finish_child(item, self._run(item))  # never returns
 
-        twins: dict[str, Any] = {}
-        self._forked(unit, "twin", child, lambda _u, r: twins.update(r), twin=True)
-        self.run.twin_facts = twins.get("twin")  # the clean run, at the moment of the hit
+        twins: list[UnitResult] = []
+        self._forked(unit, "twin", child, lambda _u, r: twins.append(r), twin=True)
+        self.run.twin_facts = twins[0].twin if twins else None  # the clean run at the hit
         try:
             self._forked(unit, "fork-per-unit", child, conclude or self.report)
         finally:
@@ -454,10 +454,10 @@ class Agent:
 
     def _run_subprocess(self, item: Any, unit: Unit, conclude: Conclude | None = None) -> None:
         twin = self._subprocess(item, unit, {"twin": True})
-        result = self._subprocess(item, unit, {"twin_facts": twin.get("twin")})
+        result = self._subprocess(item, unit, {"twin_facts": twin.twin})
         (conclude or self.report)(unit, result)
 
-    def _subprocess(self, item: Any, unit: Unit, extra: dict[str, Any]) -> dict[str, Any]:
+    def _subprocess(self, item: Any, unit: Unit, extra: dict[str, Any]) -> UnitResult:
         """Run ``unit`` in a fresh interpreter; its result."""
         clean = self.run.clean[item.nodeid]
         running = self.forker.popen(

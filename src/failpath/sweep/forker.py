@@ -16,14 +16,14 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failpath.stdlib._real import bypass, os, subprocess, tempfile
 from failpath.sweep import channel, isolation, procstat
 from failpath.sweep.aftermath import Aftermath
 from failpath.sweep.classify import classify
-from failpath.sweep.records import Evidence
+from failpath.sweep.records import Evidence, UnitResult
 
 #: Seconds a subprocess unit may take to start and collect before its own timeout begins.
 STARTUP_ALLOWANCE = 60.0
@@ -205,16 +205,18 @@ class Forker:
 
     # -- its end -----------------------------------------------------------------------
     def finish(self, running: Running, unit_id: str, timeout: float,
-               strategy: str) -> dict[str, Any]:
+               strategy: str) -> UnitResult:
         """Wait for the process's result, then restore what it wrote; the result."""
         result = self.wait(running, unit_id, timeout, strategy)
         if running.snapshot is not None:
-            self._restore(result, running.snapshot, running.base_before, strategy)
+            result = self._restore(result, running.snapshot, running.base_before, strategy)
         return result
 
-    def _restore(self, result: dict[str, Any], snap: isolation.Snapshot,
-                 base_before: set[str], strategy: str) -> None:
-        writes = [p for p in result.pop("writes", []) if not isolation.protected(p)]
+    def _restore(self, result: UnitResult, snap: isolation.Snapshot,
+                 base_before: set[str], strategy: str) -> UnitResult:
+        """Restore what the unit's process wrote; its result, with what was inexact."""
+        writes = [p for p in result.writes if not isolation.protected(p)]
+        result = replace(result, writes=())
         with self.quiet():
             try:
                 isolation.restore_offsets(snap)
@@ -229,16 +231,17 @@ class Forker:
         if strategy == "fork-per-unit" or strategy == "subprocess":
             # No continuation to trust: the next unit starts from the pre-test state again.
             inexact = [p for p in inexact if not p.startswith("left in place: ")]
-        if inexact:
-            result["restore_error"] = "; ".join(inexact[:5])  # the continuation is not trusted
+        if inexact:  # the continuation is not trusted
+            result = replace(result, restore_error="; ".join(inexact[:5]))
             self.tainted = True
         outside = [p for p in writes if not snap.covers(p) and not self._in_basetemp(p)]
         if outside:
-            result["untrusted_writes"] = outside[:20]
+            result = replace(result, untrusted_writes=tuple(outside[:20]))
             self.tainted = True
+        return result
 
     def wait(self, running: Running, unit_id: str | None, timeout: float,
-             strategy: str) -> dict[str, Any]:
+             strategy: str) -> UnitResult:
         """The process's result (or the verdict of its death), its group killed and reaped."""
         # A fresh interpreter first starts and collects: its clock starts when it says so.
         deadline = running.started + (timeout + STARTUP_ALLOWANCE if strategy == "subprocess"
@@ -256,13 +259,12 @@ class Forker:
             running.proc.returncode = 0  # reaped here; stops Popen.__del__ warning it runs
         duration = time.perf_counter() - running.started
         if result is not None:
-            result["duration_s"] = duration
-            return result
+            return replace(UnitResult.from_json(result), duration_s=duration)
         died = Evidence(fired=True, status="hung" if hung else "crashed",
                         exit=(f"killed after the {timeout:.1f}s unit timeout"
                               + (f" ({extended + 1} times: it was starved of the CPU before)"
                                  if extended else "") if hung else describe_status(status)))
-        return classify(died, strategy).with_(duration_s=duration).to_json()
+        return replace(classify(died, strategy), duration_s=duration)
 
     @staticmethod
     def _read(running: Running, unit_id: str | None, timeout: float, deadline: float

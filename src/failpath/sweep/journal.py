@@ -9,6 +9,7 @@ from typing import Any
 
 from failpath.errors import InvalidArgument
 from failpath.stdlib._real import os, sqlite3
+from failpath.sweep.records import Unit, UnitResult
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -99,7 +100,7 @@ class Journal:
         return [json.loads(r[0]) for r in rows]
 
     # -- units ------------------------------------------------------------------------
-    def add_units(self, units: Iterable[dict[str, Any]]) -> int:
+    def add_units(self, units: Iterable[Unit]) -> int:
         """Add planned units (ignoring ones already present); returns how many were new."""
         start = self.db.execute("SELECT COALESCE(MAX(ord), -1) + 1 FROM units").fetchone()[0]
         added = 0
@@ -109,8 +110,8 @@ class Journal:
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO units (id, ord, test, tag, nth, mode, action, unit) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (u["id"], start + i, u["test"], u["tag"], u["nth"], u["mode"], u["action"],
-                     json.dumps(u)))
+                    (u.id, start + i, u.test, u.tag, u.nth, u.mode, u.action,
+                     json.dumps(u.to_json())))
                 added += cur.rowcount
             self.db.execute("COMMIT")
         except BaseException:
@@ -118,7 +119,7 @@ class Journal:
             raise
         return added
 
-    def record(self, unit_id: str, result: dict[str, Any]) -> bool:
+    def record(self, unit_id: str, result: UnitResult) -> bool:
         """Commit one unit's outcome; False if it was already recorded (never counted twice).
 
         A unit skipped by saturation that ran anyway (already dispatched) gets its result.
@@ -126,8 +127,8 @@ class Journal:
         cur = self.db.execute(
             "UPDATE units SET outcome=?, bug=?, result=?, finished=? "
             "WHERE id=? AND (outcome IS NULL OR outcome='skipped')",
-            (result["outcome"], int(bool(result.get("bug"))), json.dumps(result), time.time(),
-             unit_id))
+            (result.outcome, int(result.bug), json.dumps(dict(result.to_json(), id=unit_id)),
+             time.time(), unit_id))
         return cur.rowcount == 1
 
     def skip_site(self, tag: str, mode: str, action: str, reason: str) -> list[str]:
@@ -157,10 +158,10 @@ class Journal:
         return int(self.db.execute(
             "SELECT COUNT(*) FROM units WHERE outcome='skipped'").fetchone()[0])
 
-    def unit(self, unit_id: str) -> dict[str, Any] | None:
+    def unit(self, unit_id: str) -> Unit | None:
         """One planned unit by id."""
         row = self.db.execute("SELECT unit FROM units WHERE id=?", (unit_id,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else Unit.from_json(json.loads(row[0]))
 
     def pending_tests(self) -> dict[str, int]:
         """How many units each test has left (the runner's memory grows with tests only)."""
@@ -168,18 +169,19 @@ class Journal:
             "SELECT test, COUNT(*) FROM units WHERE outcome IS NULL GROUP BY test")
         return {str(test): int(n) for test, n in rows}
 
-    def pending_of(self, test: str) -> list[dict[str, Any]]:
+    def pending_of(self, test: str) -> list[Unit]:
         """One test's units without an outcome, in plan order."""
         rows = self.db.execute(
             "SELECT unit FROM units WHERE test=? AND outcome IS NULL ORDER BY ord", (test,))
-        return [json.loads(r[0]) for r in rows]
+        return [Unit.from_json(json.loads(r[0])) for r in rows]
 
-    def results(self) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    def results(self) -> Iterator[tuple[Unit, UnitResult | None]]:
         """(unit, result or None) for every planned unit, in plan order."""
         rows = self.db.execute("SELECT unit, result, outcome FROM units ORDER BY ord")
         for unit, result, outcome in rows:
             ran = result and outcome != "skipped"  # skipped units have no result
-            yield json.loads(unit), (json.loads(result) if ran else None)
+            yield (Unit.from_json(json.loads(unit)),
+                   UnitResult.from_json(json.loads(result)) if ran else None)
 
     def progress(self) -> tuple[int, int]:
         """(units done, units planned)."""

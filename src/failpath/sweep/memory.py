@@ -31,7 +31,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -45,7 +45,7 @@ from failpath.sweep.evidence import describe, full_chain
 from failpath.sweep.explore import Agent, TestContext, limit_memory
 from failpath.sweep.fault import UnitFault
 from failpath.sweep.forker import describe_status
-from failpath.sweep.records import Evidence, MemoryFacts, Phase, Unit, UnitResult
+from failpath.sweep.records import Evidence, MemoryCall, MemoryFacts, Phase, Unit, UnitResult
 from failpath.sweep.testrun import ChildState
 
 #: The class of memory units' points, and the prefix of their tags' names.
@@ -363,7 +363,7 @@ class CallFailer:
         return max(2.0, 20 * float(ref.get("seconds") or 0.0) + 1.0)
 
     def fail_once(self, call: Call, unit: Unit, ref: dict[str, Any],
-                   strategy: str) -> dict[str, Any]:
+                   strategy: str) -> UnitResult:
         """Fork, fail allocation n of the call there, and classify what it did."""
         n, persistent = _n(unit), unit.mode == "persistent"
         facts, text, status, hung, seconds = self._fork(call, n, persistent,
@@ -373,7 +373,7 @@ class CallFailer:
         clean = ref.get("exc_text") or "returned"
         if facts is not None and "agent_error" in facts:
             return UnitResult("unreached", "failpath could not read the call's outcome: "
-                              f"{facts['agent_error']}", strategy).to_json()
+                              f"{facts['agent_error']}", strategy)
         if facts is None:
             how = "did not return within the unit timeout" if hung else describe_status(status)
             ev = Evidence(fired=True, status="hung" if hung else "crashed",
@@ -386,22 +386,19 @@ class CallFailer:
                 memory=_evidence(facts, n, persistent, injected, ref, clean).memory)
         else:
             ev = _evidence(facts, n, persistent, injected, ref, clean)
-        result = classify(ev, strategy).with_(duration_s=seconds, memory=self._details(
-            call, n, persistent, ref, facts))
+        result = replace(classify(ev, strategy), duration_s=seconds)
+        details = self._details(call, n, persistent, ref, facts)
         if result.bug:
-            result = result.with_(traceback=self._stacks(call, facts, text, result, unit))
-        out = result.to_json()
-        if result.bug:
-            out["memory"]["script"] = _script(call, unit, out, self.options.root)
-        return out
+            result = replace(result, traceback=self._stacks(call, facts, text, result, unit))
+            details = replace(details, script=_script(call, unit, result, self.options.root))
+        return replace(result, memory=details)
 
     @staticmethod
     def _details(call: Call, n: int, persistent: bool, ref: dict[str, Any],
-                 facts: dict[str, Any] | None) -> dict[str, Any]:
-        return {"call": call.name, "site": call.tag.key, "call_number": call.k, "n": n,
-                "persistent": persistent, "allocations": (facts or {}).get("allocations"),
-                "clean_allocations": ref.get("allocations"), "clean": ref.get("exc_text")
-                or "returned", "python": sys.version.split()[0]}
+                 facts: dict[str, Any] | None) -> MemoryCall:
+        return MemoryCall(call.name, call.tag.key, call.k, n, persistent,
+                          (facts or {}).get("allocations"), ref.get("allocations"),
+                          ref.get("exc_text") or "returned", sys.version.split()[0])
 
     def _stacks(self, call: Call, facts: dict[str, Any] | None, text: str,
                 result: UnitResult, unit: Unit) -> str:
@@ -427,17 +424,17 @@ class CallFailer:
                                              self.options.memory_limit)
 
     def confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
-                   first: dict[str, Any]) -> dict[str, Any]:
+                   first: UnitResult) -> UnitResult:
         """Fail the same allocation again from the same state: the second verdict counts.
 
         Allocation numbers follow the interpreter's state, so the bug is checked where it
         was found, not from a replay of the test (whose caches differ).
         """
         again = self.fail_once(call, unit, ref, _STRATEGY)
-        if again["outcome"] == first["outcome"]:
-            return dict(first, confirmed="repeated")
-        return dict(again, disagreement={"first": first["outcome"], "again": again["outcome"],
-                                         "first-reason": first.get("reason")})
+        if again.outcome == first.outcome:
+            return replace(first, confirmed="repeated")
+        return replace(again, disagreement={"first": first.outcome, "again": again.outcome,
+                                            "first-reason": first.reason or None})
 
 
 # -- the agent -----------------------------------------------------------------------------
@@ -573,7 +570,7 @@ class MemoryAgent(Agent):
             if unit.id not in self.verdicts.done:
                 self.report(unit, UnitResult("unreached", "the call was not made in this run "
                                              "(the test is not deterministic)",
-                                             _STRATEGY).to_json())
+                                             _STRATEGY))
 
     # -- one planned call ----------------------------------------------------------------
     def _sweep_call(self, call: Call, units: list[Unit]) -> None:
@@ -589,19 +586,19 @@ class MemoryAgent(Agent):
                 self._conclude(unit, _unreached(unit, ref, call.name))
                 continue
             result = self.failer.fail_once(call, unit, ref, _STRATEGY)
-            if result["outcome"] == "unreached":
+            if result.outcome == "unreached":
                 stopped.add(unit.mode)  # the call completed without reaching n
-            elif result.get("bug") and self.options.confirm:
+            elif result.bug and self.options.confirm:
                 result = self.failer.confirmed(call, unit, ref, result)
             self._conclude(unit, result)
 
     # -- confirming, and replaying one unit from the pre-test state -----------------------
-    def _conclude(self, unit: Unit, result: dict[str, Any]) -> None:
+    def _conclude(self, unit: Unit, result: UnitResult) -> None:
         """Report a result; a bug only once the same failure, made again, agrees."""
         self.report(unit, result)
 
     def _replay(self, item: Any, unit: Unit,
-                conclude: Callable[[Unit, dict[str, Any]], None], strategy: str) -> None:
+                conclude: Callable[[Unit, UnitResult], None], strategy: str) -> None:
         """Fork from here (before the test), run the test to the unit's call, fail it there."""
         read_fd, write_fd = os.pipe()
         started = time.perf_counter()
@@ -613,14 +610,15 @@ class MemoryAgent(Agent):
             self.finish_child(item, self._run(item))
         gc.unfreeze()
         os.close(write_fd)
-        result, _, status, hung = collect(read_fd, pid, self._timeout_for(unit) + 30.0)
-        if result is None:
+        said, _, status, hung = collect(read_fd, pid, self._timeout_for(unit) + 30.0)
+        if said is not None:
+            result = UnitResult.from_json(said)
+        else:
             ev = Evidence(fired=True, status="hung" if hung else "crashed",
                           exit="the test did not get to the call in time" if hung
                           else describe_status(status))
-            result = classify(ev, strategy).to_json()
-        result["duration_s"] = time.perf_counter() - started
-        conclude(unit, result)
+            result = classify(ev, strategy)
+        conclude(unit, replace(result, duration_s=time.perf_counter() - started))
 
     def become_child(self, unit: Unit, result_fd: int, strategy: str, *args: Any,
                      **kwargs: Any) -> None:
@@ -650,10 +648,9 @@ class MemoryAgent(Agent):
         if allocation_of(child.unit.action) is None:
             super().finish_child(item, outcome)
         result = UnitResult("unreached", "the test did not make the call in this run",
-                            child.strategy).to_json()
-        result["id"] = child.unit.id
+                            child.strategy)
         try:
-            channel.send(child.result_fd, result)
+            channel.send(child.result_fd, dict(result.to_json(), id=child.unit.id))
         finally:
             os._exit(0)
 
@@ -668,8 +665,7 @@ class MemoryAgent(Agent):
                 result = _unreached(child.unit, ref, call.name)
             else:
                 result = self.failer.fail_once(call, child.unit, ref, child.strategy)
-            result["id"] = child.unit.id
-            channel.send(child.result_fd, result)
+            channel.send(child.result_fd, dict(result.to_json(), id=child.unit.id))
         finally:
             os._exit(0)
 
@@ -678,13 +674,13 @@ def _n(unit: Unit) -> int:
     return allocation_of(unit.action) or 0
 
 
-def _unreached(unit: Unit, ref: dict[str, Any] | str, name: str) -> dict[str, Any]:
+def _unreached(unit: Unit, ref: dict[str, Any] | str, name: str) -> UnitResult:
     if isinstance(ref, str):
         reason = ref
     else:
         reason = (f"from this state {name}() makes {ref['allocations']} allocations: "
                   f"allocation {_n(unit)} never comes")
-    return UnitResult("unreached", reason, _STRATEGY).to_json()
+    return UnitResult("unreached", reason, _STRATEGY)
 
 
 def _kind(orphan: str) -> str:
@@ -745,7 +741,7 @@ def _format_frames(frames: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _script(call: Call, unit: Unit, result: dict[str, Any], root: str) -> str:
+def _script(call: Call, unit: Unit, result: UnitResult, root: str) -> str:
     from failpath.sweep.replay import standalone_script
 
     file = call.tag.file

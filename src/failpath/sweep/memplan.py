@@ -18,10 +18,12 @@ same allocation of the same site stops being failed once K calls agree about it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from failpath.stdlib._real import os
 from failpath.sweep.memory import action
+from failpath.sweep.records import MemoryTarget, Unit
 from failpath.sweep.select import PlanStats, Reach, _interleave, _speed, modes, pick
 from failpath.sweep.units import make_unit, spread
 
@@ -80,7 +82,7 @@ class MemoryPlanner:
             return spread(allocations, self.allocations)
         return list(range(1, min(self.allocations, allocations + max(2, allocations // 10)) + 1))
 
-    def units(self) -> Iterator[dict[str, Any]]:
+    def units(self) -> Iterator[Unit]:
         """Every planned unit, once, round-robin over call sites; ``stats`` is exact after."""
         order = sorted(self.sites, key=lambda tag: (self.cost(self.sites[tag][0]), tag))
         for unit, cost in _interleave([self._site_units(tag) for tag in order]):
@@ -92,14 +94,14 @@ class MemoryPlanner:
         self.stats.selection = max(0, self.stats.possible - self.stats.planned
                                    - self.stats.budget)
 
-    def _site_units(self, tag: str) -> Iterator[tuple[dict[str, Any], float]]:
+    def _site_units(self, tag: str) -> Iterator[tuple[Unit, float]]:
         """One site's units: its chosen calls, each with its allocations in order."""
         reaches = self.sites[tag]
         for reach, k in pick(reaches, self.k):
             allocations = int(reach.hit["allocs"][k - 1])
             for n in self.ns(allocations):
                 for mode in self.modes:
-                    unit = make_unit(reach.test, reach.hit, k, mode, action(n), self.root)
-                    unit["memory"] = {"target": reach.hit.get("target"), "n": n,
-                                      "allocations": allocations}
+                    unit = replace(make_unit(reach.test, reach.hit, k, mode, action(n),
+                                             self.root),
+                                   memory=MemoryTarget(reach.hit.get("target"), n, allocations))
                     yield unit, self.cost(reach)

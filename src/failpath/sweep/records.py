@@ -69,6 +69,25 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
+class Variety:
+    """Why an error-variety unit exists: the narrower errno a handler names, and where."""
+
+    errno: str
+    handler_file: str | None = None
+    handler_line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryTarget:
+    """A memory unit's call (sweep/memplan.py): its target, the allocation failed, and how
+    many the clean call made."""
+
+    target: str | None
+    n: int
+    allocations: int
+
+
+@dataclass(frozen=True, slots=True)
 class Unit:
     """One unit: fail the ``nth`` hit of ``tag`` in ``test`` with ``action``."""
 
@@ -80,20 +99,50 @@ class Unit:
     action: str
     child: bool = False  # the baseline saw this point hit in a child interpreter
     cls: str = "generic"  # the point's class (memory points fail by returning None)
-    variety: bool = False  # an error-variety unit (a narrower errno a handler names)
+    variety: Variety | None = None  # an error-variety unit (a narrower errno a handler names)
     context: bool = False  # one calling context's own unit: saturation never skips it
+    point: Point | None = None  # the call site, as the report shows it
+    count: int = 0  # how often the test hit the site in its baseline
+    memory: MemoryTarget | None = None  # a memory unit's call
+    added: str | None = None  # why the agent added it while sweeping (not planned)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Unit:
-        """From a plan entry."""
-        point_cls = data.get("cls") or (data.get("point") or {}).get("cls") or "generic"
-        return cls(data["id"], data["test"], data["tag"], int(data["nth"]), data["mode"],
-                   data["action"], bool(data.get("child", False)), str(point_cls),
-                   bool(data.get("variety")), bool(data.get("context")))
+        """From a plan entry (a journal row, a plan file, a subprocess unit's options)."""
+        point = Point.from_json(data["point"]) if data.get("point") else None
+        point_cls = data.get("cls") or (point.cls if point is not None else "generic")
+        variety, memory = data.get("variety"), data.get("memory")
+        return cls(str(data["id"]), str(data["test"]), str(data["tag"]), int(data["nth"]),
+                   str(data["mode"]), str(data["action"]), bool(data.get("child", False)),
+                   str(point_cls), Variety(**variety) if isinstance(variety, dict) else None,
+                   bool(data.get("context")), point, int(data.get("count") or 0),
+                   MemoryTarget(**memory) if isinstance(memory, dict) else None,
+                   data.get("added"))
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (a plan entry)."""
-        return asdict(self)
+        """The JSON form (a plan entry); optional parts only when set."""
+        return _compact(self, _UNIT_ALWAYS)
+
+
+#: The parts of a unit's JSON form written even when empty.
+_UNIT_ALWAYS = frozenset({"id", "test", "tag", "nth", "mode", "action", "cls"})
+
+
+def _compact(record: Any, always: frozenset[str]) -> dict[str, Any]:
+    """``record``'s fields as JSON: nested records as dicts, tuples as lists, and the fields
+    at their empty default (None, False, 0, empty) left out unless in ``always``."""
+    out: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.name not in always and (value is None or value is False or value == ()
+                                     or value == {} or value == 0 or value == ""):
+            continue
+        if hasattr(value, "__dataclass_fields__"):
+            value = asdict(value)
+        elif isinstance(value, tuple):
+            value = [asdict(v) if hasattr(v, "__dataclass_fields__") else v for v in value]
+        out[f.name] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +271,44 @@ def _record(cls: Any, data: dict[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+#: What the aftermath saw of a run's files and its call at one moment (sweep/aftermath.py
+#: ``snapshot``): JSON, as it crosses the result pipe.
+Facts = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where a handler is: its file (relative to the root in the report) and line."""
+
+    file: str | None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryCall:
+    """A memory unit's call as the report shows it (sweep/memory.py)."""
+
+    call: str
+    site: str
+    call_number: int
+    n: int
+    persistent: bool
+    allocations: int | None = None
+    clean_allocations: int | None = None
+    clean: str = "returned"
+    python: str = ""
+    script: str | None = None  # the standalone reproducer of a bug
+
+
 @dataclass(frozen=True, slots=True)
 class UnitResult:
-    """One unit's outcome and the evidence shown for it; ``bug`` follows from the outcome."""
+    """One unit's outcome and the evidence shown for it; ``bug`` follows from the outcome.
+
+    The last four fields only travel from a unit's child to its agent: ``retried`` for its
+    verdicts, ``released``, ``damage`` and ``evidence`` for the fork-at-point parent's
+    judgement of the files (sweep/verdicts.py). ``twin`` is a clean twin's word: what the
+    clean run's files were at the unit's hit.
+    """
 
     outcome: str
     reason: str = ""
@@ -233,49 +317,94 @@ class UnitResult:
     final: str | None = None
     chain: tuple[str, ...] = ()
     traceback: str | None = None
-    handler: dict[str, Any] | None = None
+    handler: Site | None = None
     leaks: tuple[str, ...] = ()
     invariant: str | None = None
     output: str = ""
     duration_s: float = 0.0
     lines: dict[str, list[int]] = field(default_factory=dict)
-    writes: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    writes: tuple[str, ...] = ()  # what the unit's process wrote (restored by its agent)
+    confirmed: str | None = None  # how a bug was confirmed (the replay that agreed)
+    disagreement: dict[str, str | None] | None = None  # the two verdicts that differed
+    restore_error: str | None = None  # what could not be restored after the unit
+    untrusted_writes: tuple[str, ...] = ()  # written outside what isolation covers
+    memory: MemoryCall | None = None
+    child: Spawned | None = None  # what the unit's child interpreters did
+    twin: Facts | None = None
+    retried: bool = False
+    released: str | None = None
+    damage: Facts | None = None
+    evidence: Evidence | None = None
 
     @property
     def bug(self) -> bool:
         """Whether the outcome is a bug class."""
         return self.outcome in BUG_CLASSES
 
-    def with_(self, **changes: Any) -> UnitResult:
-        """A copy with ``changes``; unknown names go into ``extra``."""
-        names = {f.name for f in fields(self)}
-        extra = {k: v for k, v in changes.items() if k not in names}
-        known = {k: v for k, v in changes.items() if k in names}
-        if extra:
-            known["extra"] = {**self.extra, **extra}
-        return replace(self, **known)
+    def judged(self) -> UnitResult:
+        """This result once its files were judged: without the facts that took."""
+        return replace(self, released=None, damage=None, evidence=None)
+
+    def reported(self) -> UnitResult:
+        """This result as it is sent to the runner: without what only the agent needed."""
+        return replace(self, retried=False, released=None, damage=None, evidence=None)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form sent to the runner and kept in the journal."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                               if f.name != "extra"}
-        out["chain"], out["leaks"], out["writes"] = (list(self.chain), list(self.leaks),
-                                                     list(self.writes))
-        out.update(self.extra)
+        """The JSON form sent through the pipes and kept in the journal."""
+        out = _compact(self, _RESULT_ALWAYS)
         out["bug"] = self.bug
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UnitResult:
-        """The inverse of :meth:`to_json` (unknown keys are kept in ``extra``)."""
+        """The inverse of :meth:`to_json` (``id``, ``bug`` and unknown keys are left out)."""
         names = {f.name for f in fields(cls)}
-        known = {k: v for k, v in data.items() if k in names and k != "extra"}
-        for key in ("chain", "leaks", "writes"):
+        known = {k: v for k, v in data.items() if k in names}
+        for key in ("chain", "leaks", "writes", "untrusted_writes"):
             if key in known:
                 known[key] = tuple(known[key] or ())
-        extra = {k: v for k, v in data.items() if k not in names and k not in ("bug", "id")}
-        return cls(**known, extra=extra)
+        for key, record in (("handler", Site), ("memory", MemoryCall), ("child", Spawned)):
+            if known.get(key) is not None:
+                known[key] = _record(record, known[key])
+        if known.get("evidence") is not None:
+            known["evidence"] = Evidence.from_json(known["evidence"])
+        return cls(**known)
+
+
+#: The parts of a result's JSON form written even when empty (what the report reads).
+_RESULT_ALWAYS = frozenset({"outcome", "reason", "strategy", "error", "final", "chain",
+                            "traceback", "handler", "leaks", "invariant", "output",
+                            "duration_s", "lines", "writes"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """One test's part of a slice's plan: its pending units and what running them needs."""
+
+    test: str
+    count: int = 0  # its pending units
+    estimate: float = 0.0  # seconds: its clean run's time, once per unit and once more
+    clean: dict[str, Any] = field(default_factory=dict)  # its clean run's oracles.Delta
+    writes: tuple[str, ...] = ()  # the paths its baseline run wrote
+    timeout: float = 0.0  # seconds per unit
+    strategy: str = "auto"
+    units: tuple[Unit, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """One line of a plan file."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["writes"] = list(self.writes)
+        out["units"] = [u.to_json() for u in self.units]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanEntry:
+        """The inverse of :meth:`to_json`."""
+        return cls(str(data["test"]), int(data.get("count") or 0),
+                   float(data.get("estimate") or 0.0), dict(data.get("clean") or {}),
+                   tuple(data.get("writes") or ()), float(data.get("timeout") or 0.0),
+                   str(data.get("strategy") or "auto"),
+                   tuple(Unit.from_json(u) for u in data.get("units") or ()))
 
 
 @dataclass(frozen=True, slots=True)

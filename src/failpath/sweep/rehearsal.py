@@ -17,8 +17,9 @@ from typing import Any
 from failpath.points import Fault, Hit
 from failpath.stdlib._real import os
 from failpath.sweep import channel, damage, isolation, lifeline
-from failpath.sweep.aftermath import Aftermath, Facts, findings
+from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.evidence import Scope
+from failpath.sweep.records import Facts
 
 _SPEC = re.compile(r"^(?P<tag>[^=]+)=(?:(?P<skip>\d+)\*off->)?(?:1\*)?(?P<action>.+?)"
                    r"(?P<off>->off)?$")

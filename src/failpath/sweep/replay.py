@@ -26,6 +26,8 @@ from typing import Any
 from failpath.errors import InvalidArgument
 from failpath.stdlib._real import bypass, open, os, subprocess
 from failpath.sweep import channel, lifeline
+from failpath.sweep.journal import Journal
+from failpath.sweep.records import Unit, UnitResult
 
 #: Allocation numbers tried on each side of the recorded one.
 WINDOW = 25
@@ -93,7 +95,7 @@ def _import_line(name: str) -> tuple[str, str]:
 
 
 def standalone_script(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], n: int,
-                      persistent: bool, result: dict[str, Any], where: str,
+                      persistent: bool, result: UnitResult, where: str,
                       test: str) -> str:
     """The standalone reproducer of a memory unit (see the module docstring)."""
     sources = [source_of(a) for a in args]
@@ -104,9 +106,9 @@ def standalone_script(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], 
     kw_lines = "".join(f"    {k!r}: {_item(text)}\n" for k, (text, _) in kw_sources.items())
     note = "" if complete else ("\n# Some arguments could not be written out: rebuild them "
                                 "where marked before running this.\n")
-    first = (result.get("reason") or "").replace('"""', "'''")
+    first = result.reason.replace('"""', "'''")
     return _TEMPLATE.format(
-        outcome=result.get("outcome"), reason=first, n=n, name=name, where=where, test=test,
+        outcome=result.outcome, reason=first, n=n, name=name, where=where, test=test,
         version=sys.version.split()[0], imports=imports, callee=callee, args=arg_lines,
         kwargs=kw_lines, note=note, window=WINDOW, persistent=persistent)
 
@@ -212,29 +214,28 @@ sys.exit(1 if found else 0)
 
 
 # -- failpath replay -------------------------------------------------------------------------
-def _find_unit(journal: Any, needle: str) -> dict[str, Any]:
+def _find_unit(journal: Journal, needle: str) -> Unit:
     exact = journal.unit(needle)
     if exact is not None:
-        return dict(exact)
-    matches = [(u, r) for u, r in journal.results() if needle in u["id"]]
+        return exact
+    matches = [(u, r) for u, r in journal.results() if needle in u.id]
     if not matches:
         raise InvalidArgument(f"unit={needle!r} matches no unit in {journal.path}; see "
                               "`failpath explain` or the report for the ids")
-    bugs = [u for u, r in matches if r is not None and r.get("bug")]
+    bugs = [u for u, r in matches if r is not None and r.bug]
     found = bugs if len(bugs) == 1 else [u for u, _ in matches]  # one bug among them: that
     if len(found) > 1:
         raise InvalidArgument(f"unit={needle!r} matches {len(found)} units in {journal.path}; "
                               "give more of the id (e.g. the whole id in quotes)")
-    return dict(found[0])
+    return found[0]
 
 
-def _recorded(journal: Any, unit_id: str) -> dict[str, Any] | None:
-    row = journal.db.execute("SELECT result FROM units WHERE id=?", (unit_id,)).fetchone()
-    return json.loads(row[0]) if row and row[0] else None
+def _recorded(journal: Journal, unit_id: str) -> UnitResult | None:
+    return next((r for u, r in journal.results() if u.id == unit_id), None)
 
 
 def replay_unit(root: str, settings: dict[str, Any], pytest_args: list[str],
-                unit: dict[str, Any], clean: dict[str, Any], timeout: float) -> dict[str, Any]:
+                unit: Unit, clean: dict[str, Any], timeout: float) -> UnitResult:
     """Run one unit in a fresh pytest process from ``root``; its result.
 
     The process carries a sweep mark and dies with this one (sweep/lifeline.py).
@@ -244,8 +245,8 @@ def replay_unit(root: str, settings: dict[str, Any], pytest_args: list[str],
     memory = list(settings.get("memory") or [])
     opts = {"root": root, "groups": [] if memory else settings.get("groups", []),
             "coverage": False, "clean_errors": settings.get("clean_errors", []),
-            "memory_limit": settings.get("memory_limit", 2048), "unit": unit, "clean": clean,
-            "result_fd": write_fd, "baseline": False, "parent": os.getpid(),
+            "memory_limit": settings.get("memory_limit", 2048), "unit": unit.to_json(),
+            "clean": clean, "result_fd": write_fd, "baseline": False, "parent": os.getpid(),
             "include": settings.get("include", []), "exclude": settings.get("exclude", []),
             "memory": memory, "timeout": settings.get("timeout", 0.0), "confirm": False}
     env = dict(os.environ, FAILPATH_AGENT=json.dumps(opts), COVERAGE_CORE="ctrace")
@@ -253,7 +254,7 @@ def replay_unit(root: str, settings: dict[str, Any], pytest_args: list[str],
     env.pop("FAILPATH", None)
     args = [sys.executable, "-m", "pytest", "-p", "failpath", "-p", "no:cacheprovider",
             "-p", "no:randomly", f"--rootdir={root}", "--capture=sys", "-q", "--no-header",
-            os.path.join(root, unit["test"]), *pytest_args]
+            os.path.join(root, unit.test), *pytest_args]
     with lifeline.Lifeline(mark), bypass():
         proc = subprocess.Popen(args, cwd=root, env=env, pass_fds=(write_fd,),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -268,7 +269,7 @@ def replay_unit(root: str, settings: dict[str, Any], pytest_args: list[str],
             lifeline.end(mark)
 
 
-def _read_result(reader: channel.Reader, proc: Any, timeout: float) -> dict[str, Any]:
+def _read_result(reader: channel.Reader, proc: Any, timeout: float) -> UnitResult:
     deadline = time.monotonic() + timeout + 60.0  # the interpreter starts and collects first
     try:
         while time.monotonic() < deadline:
@@ -276,52 +277,50 @@ def _read_result(reader: channel.Reader, proc: Any, timeout: float) -> dict[str,
                 if message.get("type") == "ready":
                     deadline = time.monotonic() + timeout
                 elif "outcome" in message:
-                    return message
+                    return UnitResult.from_json(message)
             if reader.eof:
                 break
     finally:
         reader.close()
     if proc.poll() is None:
-        return {"outcome": "hung", "reason": f"the replay took longer than {timeout:.0f}s"}
-    return {"outcome": "crashed", "reason": f"the replay's pytest exited ({proc.poll()}) "
-                                           "without a result"}
+        return UnitResult("hung", f"the replay took longer than {timeout:.0f}s")
+    return UnitResult("crashed", f"the replay's pytest exited ({proc.poll()}) without a "
+                                 "result")
 
 
 def run(args: argparse.Namespace) -> int:
     """Replay one unit; print both verdicts; 1 when the replay shows a bug."""
-    from failpath.sweep.journal import Journal
-    from failpath.sweep.records import BUG_CLASSES
-
     if not os.path.exists(args.journal):
         raise InvalidArgument(f"--journal {args.journal!r} does not exist; run a sweep first")
     journal = Journal(args.journal)
     try:
         unit = _find_unit(journal, args.unit)
-        recorded = _recorded(journal, unit["id"])
+        recorded = _recorded(journal, unit.id)
         root = journal.get("root") or os.getcwd()
         settings = journal.get_json("settings", {})
         pytest_args = journal.get_json("pytest_args", [])
         clean: dict[str, Any] = next((r.get("delta", {}) for r in journal.baseline()
-                      if r["test"] == unit["test"]), {})
+                                      if r["test"] == unit.test), {})
     finally:
         journal.close()
     timeout = args.timeout or float(settings.get("timeout") or 0) or 60.0
     result = replay_unit(root, settings, pytest_args, unit, clean, timeout)
-    print(f"unit      {unit['id']}")
+    print(f"unit      {unit.id}")
     if recorded is not None:
-        print(f"recorded  {recorded.get('outcome')}: {recorded.get('reason', '')}")
-    print(f"replayed  {result.get('outcome')}: {result.get('reason', '')}")
-    for key in ("final", "traceback"):
-        if result.get(key):
-            print(f"\n{result[key]}" if key == "traceback" else f"final     {result[key]}")
-    script = (result.get("memory") or {}).get("script")
+        print(f"recorded  {recorded.outcome}: {recorded.reason}")
+    print(f"replayed  {result.outcome}: {result.reason}")
+    if result.final:
+        print(f"final     {result.final}")
+    if result.traceback:
+        print(f"\n{result.traceback}")
+    script = result.memory.script if result.memory is not None else None
     if script:
         path = args.script or os.path.join(
             os.path.dirname(os.path.abspath(args.journal)),
-            f"memory-repro-{hashlib.sha1(unit['id'].encode()).hexdigest()[:10]}.py")
+            f"memory-repro-{hashlib.sha1(unit.id.encode()).hexdigest()[:10]}.py")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(script)
         print(f"\nstandalone reproducer: {path}\n  run it with: {sys.executable} {path}")
-    elif unit["action"].startswith("nomem("):
+    elif unit.action.startswith("nomem("):
         print("\n(no standalone reproducer: the replay found no bug to reproduce)")
-    return 1 if result.get("outcome") in BUG_CLASSES else 0
+    return 1 if result.bug else 0

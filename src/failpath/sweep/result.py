@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from failpath import __version__
 from failpath.stdlib._real import open, os
 from failpath.sweep.journal import Journal
-from failpath.sweep.records import BUG_CLASSES, OUTCOMES
+from failpath.sweep.records import OUTCOMES, Unit, UnitResult
 from failpath.sweep.units import reproducer
 
 SOURCE_LIMIT = 512 * 1024
@@ -21,25 +22,25 @@ def _rel(path: str | None, root: str) -> str | None:
     return path
 
 
-def unit_entry(unit: dict[str, Any], res: dict[str, Any], root: str) -> dict[str, Any]:
-    """One ``units[]`` element of the result."""
-    handler = res.get("handler")
-    if handler:
-        handler = {"file": _rel(handler.get("file"), root), "line": handler.get("line")}
+def unit_entry(unit: Unit, res: UnitResult, root: str) -> dict[str, Any]:
+    """One ``units[]`` element of the result (docs/dev/result-schema.md)."""
+    handler = res.handler
+    memory = None
+    if res.memory is not None:  # a memory unit's call, allocation and reproducer
+        memory = {k: v for k, v in asdict(res.memory).items() if k != "script" or v}
     return {
-        "id": unit["id"], "test": unit["test"], "nth": unit["nth"], "mode": unit["mode"],
-        "action": unit["action"], "point": unit["point"], "outcome": res["outcome"],
-        "bug": res["outcome"] in BUG_CLASSES, "error": res.get("error"),
-        "final": res.get("final"), "chain": res.get("chain", []),
-        "traceback": res.get("traceback"), "handler": handler,
-        "leaks": res.get("leaks", []), "invariant": res.get("invariant"),
-        "output": res.get("output", ""), "reproducer": reproducer(unit),
-        "strategy": res.get("strategy"), "duration_s": round(float(res.get("duration_s",
-                                                                       0.0)), 4),
-        "reason": res.get("reason"), "confirmed": res.get("confirmed"),
-        "disagreement": res.get("disagreement"), "restore_error": res.get("restore_error"),
-        "untrusted_writes": res.get("untrusted_writes"),
-        "memory": res.get("memory"),  # a memory unit's call, allocation and reproducer
+        "id": unit.id, "test": unit.test, "nth": unit.nth, "mode": unit.mode,
+        "action": unit.action, "point": asdict(unit.point) if unit.point else None,
+        "outcome": res.outcome, "bug": res.bug, "error": res.error, "final": res.final,
+        "chain": list(res.chain), "traceback": res.traceback,
+        "handler": None if handler is None else {"file": _rel(handler.file, root),
+                                                 "line": handler.line},
+        "leaks": list(res.leaks), "invariant": res.invariant, "output": res.output,
+        "reproducer": reproducer(unit), "strategy": res.strategy,
+        "duration_s": round(res.duration_s, 4), "reason": res.reason,
+        "confirmed": res.confirmed, "disagreement": res.disagreement,
+        "restore_error": res.restore_error,
+        "untrusted_writes": list(res.untrusted_writes) or None, "memory": memory,
     }
 
 
@@ -66,7 +67,7 @@ def build_result(journal: Journal) -> dict[str, Any]:
         if res is None:
             continue
         units.append(unit_entry(unit, res, root))
-        for rel, lines in (res.get("lines") or {}).items():
+        for rel, lines in res.lines.items():
             injected_lines.setdefault(rel, set()).update(lines)
     by_outcome = {o: 0 for o in OUTCOMES}
     for u in units:
@@ -93,7 +94,7 @@ def build_result(journal: Journal) -> dict[str, Any]:
     result["coverage"] = _prove(result, root, settings, injected_lines, clean_lines,
                                 journal.get_json("scan"))
     _explain_unplanned(result)
-    files = {u["point"]["file"] for u in units}
+    files = {u["point"]["file"] for u in units if u["point"]}
     files |= {p["file"] for p in result["coverage"].get("points_list", [])}
     result["files"] = _sources(root, {f for f in files if f and not os.path.isabs(f)})
     return result

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 from failpath.stdlib._real import open, os
@@ -15,6 +16,7 @@ from failpath.sweep import executor as agents
 from failpath.sweep import lifeline
 from failpath.sweep.dispatch import Dispatcher, Running, Slice, SweepError, UnitStore
 from failpath.sweep.journal import Journal
+from failpath.sweep.records import PlanEntry, Unit, UnitResult, Variety
 from failpath.sweep.units import unit_id, unit_timeout
 
 
@@ -193,7 +195,7 @@ class SweepDriver:
             if name.startswith(("agent-", "plan-")):
                 os.remove(os.path.join(self.state_dir, name))
 
-    def plan(self, baseline: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def plan(self, baseline: list[dict[str, Any]]) -> Iterator[Unit]:
         """The units to run (sweep/select.py), plus error-variety units, as a stream.
 
         ``self.planner.stats`` is exact once the stream is exhausted.
@@ -213,8 +215,8 @@ class SweepDriver:
             yield from batch
             if self.settings.get("variety", True):
                 for unit in self._variety(batch):
-                    if unit["id"] not in seen_variety:
-                        seen_variety.add(unit["id"])
+                    if unit.id not in seen_variety:
+                        seen_variety.add(unit.id)
                         self.planner.stats.possible += 1
                         self.planner.stats.count(unit, 0.0)
                         yield unit
@@ -269,24 +271,23 @@ class SweepDriver:
         journal.set_json("plan", self._plan_summary())
         journal.set("plan_done", "1")
 
-    def _variety(self, units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _variety(self, units: list[Unit]) -> list[Unit]:
         """Units raising the narrower errno a handler names, at the points it guards."""
         from failpath.proof import variety_units
 
         if self._scan is None:
             self._scan = self.scan()
-        extra = variety_units(self._scan, units)
-        base = {(u["test"], u["tag"], u["nth"]): u for u in units}
+        extra = variety_units(self._scan, [u.to_json() for u in units])
+        base = {(u.test, u.tag, u.nth): u for u in units}
         added = []
         for e in extra:
             b = base.get((e["test"], e["tag"], e["nth"]))
             if b is None:
                 continue
             action = e.get("action") or f"raise({e['errno']})"
-            added.append(dict(b, id=unit_id(b["test"], b["tag"], b["nth"], b["mode"], action),
-                              action=action, variety={"errno": e["errno"],
-                                                      "handler_file": e["handler_file"],
-                                                      "handler_line": e["handler_line"]}))
+            added.append(replace(b, id=unit_id(b.test, b.tag, b.nth, b.mode, action),
+                                 action=action, variety=Variety(
+                                     e["errno"], e["handler_file"], e["handler_line"])))
         self._variety_found.extend(extra)
         if self.journal is not None:
             self.journal.set_json("variety", self._variety_found)
@@ -312,7 +313,7 @@ class SweepDriver:
         self.dispatcher.baseline(journal, agent)
         return agent
 
-    def test_entries(self, journal: Journal, with_units: bool = True) -> list[dict[str, Any]]:
+    def test_entries(self, journal: Journal, with_units: bool = True) -> list[PlanEntry]:
         """One plan entry per test with pending units, longest first (also used by Dask).
 
         Without ``with_units`` an entry only counts its units: the local runner streams them
@@ -324,13 +325,11 @@ class SweepDriver:
             rec = baseline.get(test, {})
             duration = float(rec.get("duration", 0.1))
             timeout = unit_timeout(duration, float(self.settings["timeout"]))
-            entry = {"test": test, "count": count, "estimate": duration * (1 + count),
-                     "clean": rec.get("delta", {}), "writes": rec.get("writes", []),
-                     "timeout": timeout, "strategy": self.settings["strategy"]}
-            if with_units:
-                entry["units"] = journal.pending_of(test)
-            tests.append(entry)
-        tests.sort(key=lambda t: -t["estimate"])  # longest first
+            tests.append(PlanEntry(
+                test, count, duration * (1 + count), rec.get("delta", {}),
+                tuple(rec.get("writes", ())), timeout, self.settings["strategy"],
+                tuple(journal.pending_of(test)) if with_units else ()))
+        tests.sort(key=lambda t: -t.estimate)  # longest first
         return tests
 
     def _start_saturation(self, journal: Journal) -> None:
@@ -340,15 +339,15 @@ class SweepDriver:
         self.saturation = Saturation(int(self.settings.get("per_site", 3)))
         for unit, res in journal.results():
             if res is not None:
-                self.saturation.observe((unit["tag"], unit["mode"], unit["action"]), res)
+                self.saturation.observe((unit.tag, unit.mode, unit.action), res)
         with open(self.settings["_saturated"], "w", encoding="utf-8") as fh:
             fh.writelines(site_line(k) for k in sorted(self.saturation.saturated))
 
-    def _saturate(self, journal: Journal, unit: dict[str, Any], result: dict[str, Any]) -> None:
+    def _saturate(self, journal: Journal, unit: Unit, result: UnitResult) -> None:
         """Skip the rest of a site once its results agree (sweep/select.py Saturation)."""
         from failpath.sweep.select import site_line
 
-        key = (unit["tag"], unit["mode"], unit["action"])
+        key = (unit.tag, unit.mode, unit.action)
         if not self.saturation.observe(key, result):
             return
         ids = journal.skip_site(*key, reason="saturation")
@@ -363,7 +362,7 @@ class SweepDriver:
         self.on_event("phase", {"phase": "sweep", "done": done, "total": total})
         self.executor.sweep(self, journal, first)
 
-    def recorded(self, store: UnitStore, unit: dict[str, Any], result: dict[str, Any]) -> None:
+    def recorded(self, store: UnitStore, unit: Unit, result: UnitResult) -> None:
         """The journal took a unit's result: show it, and let saturation see it."""
         assert store is self.journal  # the driver's store is the journal
         self.on_event("unit", {"unit": unit, "result": result})

@@ -25,11 +25,12 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failpath.errors import InvalidArgument
 from failpath.stdlib._real import open, os, subprocess
+from failpath.sweep.records import Unit, UnitResult
 from failpath.sweep.units import in_scope, make_unit, spread
 
 #: Seconds a unit costs on top of its test (a fork, a pipe, a classification).
@@ -159,11 +160,11 @@ class PlanStats:
     unplanned: list[dict[str, Any]] = field(default_factory=list)
     contexts: dict[str, list[int]] = field(default_factory=dict)  # tag -> [found, swept]
 
-    def count(self, unit: dict[str, Any], cost: float) -> None:
+    def count(self, unit: Unit, cost: float) -> None:
         """Count one planned unit."""
         self.planned += 1
         self.estimate_s += cost
-        self.per_site[unit["tag"]] = self.per_site.get(unit["tag"], 0) + 1
+        self.per_site[unit.tag] = self.per_site.get(unit.tag, 0) + 1
 
     def summary(self) -> dict[str, Any]:
         """The journal's "plan" meta value (docs/dev/result-schema.md)."""
@@ -228,7 +229,7 @@ class Planner:
         return reach.duration + UNIT_OVERHEAD_S
 
     # -- the stream -------------------------------------------------------------------
-    def units(self) -> Iterator[dict[str, Any]]:
+    def units(self) -> Iterator[Unit]:
         """Every planned unit, once; ``stats`` is exact after the last one."""
         wanted = self._wanted_sites()
         if self.select == "all" and not self.budget:
@@ -260,7 +261,7 @@ class Planner:
         return {"tag": tag, "file": os.path.relpath(hit["file"], self.root).replace(os.sep, "/"),
                 "line": hit.get("line", 0), "why": why}
 
-    def _all_in_baseline_order(self, wanted: set[str]) -> Iterator[dict[str, Any]]:
+    def _all_in_baseline_order(self, wanted: set[str]) -> Iterator[Unit]:
         """``--select all`` without a budget: test by test, as the baseline ran them."""
         by_test: dict[str, list[Reach]] = {}
         for tag in sorted(wanted):
@@ -270,25 +271,19 @@ class Planner:
             for r in by_test[test]:
                 yield from self._units_of(r, r.positions)
 
-    def _units_of(self, r: Reach, positions: Iterable[int]) -> Iterator[dict[str, Any]]:
+    def _units_of(self, r: Reach, positions: Iterable[int]) -> Iterator[Unit]:
         for nth in positions:
             for mode in self.modes:
                 for action in actions(r.hit, self.settings):
-                    unit = self._unit(r, nth, mode, action)
+                    unit = make_unit(r.test, r.hit, nth, mode, action, self.root)
                     self.stats.count(unit, self.cost(r))
                     yield unit
-
-    def _unit(self, r: Reach, nth: int, mode: str, action: str) -> dict[str, Any]:
-        unit = make_unit(r.test, r.hit, nth, mode, action, self.root)
-        if r.hit.get("child"):
-            unit["child"] = True  # the hit happens in a child interpreter of the test
-        return unit
 
     def _site_order(self, wanted: set[str]) -> list[str]:
         """Cheapest first unit first, so a budget covers as many sites as it can."""
         return sorted(wanted, key=lambda tag: (self.cost(self.sites[tag][0]), tag))
 
-    def _site_units(self, tag: str) -> Iterator[tuple[dict[str, Any], float]]:
+    def _site_units(self, tag: str) -> Iterator[tuple[Unit, float]]:
         """One site's units, interleaving its (mode, action) lists, cheapest ones first."""
         reaches = self.sites[tag]
         found = contexts_of(reaches)
@@ -305,9 +300,9 @@ class Planner:
         for group in _interleave(lists):
             r, n, mode, action = group
             picked.add((r.test, n))
-            unit = self._unit(r, n, mode, action)
+            unit = make_unit(r.test, r.hit, n, mode, action, self.root)
             if (r.test, n) in spots and len(found) > 1:
-                unit["context"] = True
+                unit = replace(unit, context=True)
             yield unit, self.cost(r)
         if found:
             self.stats.contexts[tag] = [len(found), sum(
@@ -324,8 +319,7 @@ class Planner:
                 total += len(pick(fitting, k))
         return total
 
-    def _round_robin(self, streams: list[Iterator[tuple[dict[str, Any], float]]]
-                     ) -> Iterator[dict[str, Any]]:
+    def _round_robin(self, streams: list[Iterator[tuple[Unit, float]]]) -> Iterator[Unit]:
         budget = self.budget
         planned_sites: set[str] = set()
         for unit, cost in _interleave(streams):
@@ -333,7 +327,7 @@ class Planner:
                 self.stats.budget += 1
                 continue
             self.stats.count(unit, cost)
-            planned_sites.add(unit["tag"])
+            planned_sites.add(unit.tag)
             yield unit
         for tag in sorted(set(self.sites) - planned_sites):
             if self.changed is None or self.changed.contains(self.sites[tag][0].hit["file"],
@@ -453,12 +447,12 @@ def _git(root: str, *args: str, what: str) -> str:
 
 
 # -- saturation ---------------------------------------------------------------------------
-def signature(result: dict[str, Any]) -> tuple[str, str, str]:
+def signature(result: UnitResult) -> tuple[str, str, str]:
     """What saturation compares: outcome, catching handler, final exception type."""
-    handler = result.get("handler") or {}
-    where = f"{handler.get('file')}:{handler.get('line')}" if handler else ""
-    final = result.get("final") or ""
-    return str(result.get("outcome")), where, final.split(":", 1)[0].strip()
+    handler = result.handler
+    where = f"{handler.file}:{handler.line}" if handler is not None else ""
+    final = result.final or ""
+    return result.outcome, where, final.split(":", 1)[0].strip()
 
 
 class Saturation:
@@ -470,9 +464,9 @@ class Saturation:
         self.seen: dict[SiteKey, tuple[tuple[str, str, str], int] | None] = {}
         self.saturated: set[SiteKey] = set()
 
-    def observe(self, key: SiteKey, result: dict[str, Any]) -> bool:
+    def observe(self, key: SiteKey, result: UnitResult) -> bool:
         """Count one result; True when this result saturates the site."""
-        if self.k <= 0 or key in self.saturated or result.get("outcome") in (None, "skipped"):
+        if self.k <= 0 or key in self.saturated or result.outcome == "skipped":
             return False
         sig = signature(result)
         state = self.seen.get(key, (sig, 0))

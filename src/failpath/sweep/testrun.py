@@ -152,18 +152,17 @@ class TestRun:
         assert child is not None
         self.busy = True
         if child.twin:  # its call never ended, or its hit never came
-            channel.send(child.result_fd, {"id": child.unit.id, "outcome": "recovered",
-                                           "twin": self.aftermath.snapshot("test-ended")})
+            said = UnitResult("recovered", twin=self.aftermath.snapshot("test-ended"))
+            channel.send(child.result_fd, dict(said.to_json(), id=child.unit.id))
             os._exit(0)
         try:
-            result = self._classify_child(item, child, outcome).to_json()
+            result = self._classify_child(item, child, outcome)
         except BaseException as exc:  # report failpath's own failure instead of hanging
-            result = {"outcome": "crashed", "bug": True, "final":
-                      f"failpath agent error while classifying: {describe(exc)}"}
-        result.setdefault("strategy", child.strategy)
-        result["id"] = child.unit.id
+            result = UnitResult("crashed", final="failpath agent error while classifying: "
+                                f"{describe(exc)}")
+        result = replace(result, strategy=result.strategy or child.strategy)
         try:
-            channel.send(child.result_fd, result)
+            channel.send(child.result_fd, dict(result.to_json(), id=child.unit.id))
         finally:
             os._exit(0)
 
@@ -193,18 +192,16 @@ class TestRun:
         # (an exception stored in a long-lived object) stays held, and is a leak.
         final = child.injected = None
         ev = replace(ev, leaks=tuple(self._leaks(item, child, status)))
-        extra: dict[str, Any] = {"retried": child.retried, "released": child.released}
-        if spawned.fired:
-            extra["child"] = {"crashed": list(spawned.crashed), "ends": list(spawned.ends)}
-        if self.twin_facts is None and ev.fired and not ev.absorbed:
-            # fork-at-point: the parent is the clean run, and judges the files when its
-            # call ends (Agent._judged)
-            extra.update(damage=facts, evidence=ev.to_json())
-        return classify(ev, child.strategy).with_(
-            error=child.error or spawned.error,
+        # fork-at-point: the parent is the clean run, and judges the files when its call
+        # ends (sweep/verdicts.py)
+        judged = self.twin_facts is None and ev.fired and not ev.absorbed
+        return replace(
+            classify(ev, child.strategy), error=child.error or spawned.error,
             output=(outcome.get("output") or "")[-OUTPUT_LIMIT:],
             writes=tuple(sorted(self.recorder.paths)) if self.recorder is not None else (),
-            lines=self._covered_lines(), **extra)
+            lines=self._covered_lines(), retried=child.retried, released=child.released,
+            child=spawned if spawned.fired else None, damage=facts if judged else None,
+            evidence=ev if judged else None)
 
     def _hidden(self, child: ChildState, final: BaseException | None) -> tuple[str, ...]:
         """Programming errors the project raised on the failure path and swallowed."""

@@ -21,7 +21,7 @@ from failpath.stdlib._real import os
 from failpath.sweep import channel, damage, evidence
 from failpath.sweep.aftermath import Aftermath
 from failpath.sweep.hidden import Raised
-from failpath.sweep.records import Unit
+from failpath.sweep.records import Unit, UnitResult
 from failpath.sweep.testrun import ChildState, TestRun
 
 #: The classes of points whose failure is a failed release: what stays is the fault's effect.
@@ -110,8 +110,8 @@ class UnitChild:
         child.fired = True
 
         def send(facts: dict[str, Any]) -> None:
-            channel.send(child.result_fd, {"id": child.unit.id, "outcome": "recovered",
-                                           "twin": facts})
+            said = UnitResult("recovered", twin=facts).to_json()
+            channel.send(child.result_fd, dict(said, id=child.unit.id))
             os._exit(0)
 
         if not self.aftermath.watch_from(sys._getframe(1), send,

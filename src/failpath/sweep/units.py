@@ -6,6 +6,7 @@ import fnmatch
 from typing import Any
 
 from failpath.stdlib._real import os
+from failpath.sweep.records import Point, Unit
 
 _TEST_DIRS = frozenset({"tests", "test", "testing"})
 _NEVER = ("*/site-packages/*", "*/dist-packages/*", "*/.venv/*", "*/venv/*", "*/.tox/*")
@@ -64,31 +65,30 @@ def unit_id(test: str, tag: str, nth: int, mode: str, action: str) -> str:
     return f"{test}|{tag}|{nth}|{mode}|{action}"
 
 
-def point_info(hit: dict[str, Any], root: str) -> dict[str, Any]:
-    """The ``point`` object of the result schema, from a baseline hit record."""
+def point_info(hit: dict[str, Any], root: str) -> Point:
+    """The call site of a baseline hit record, relative to the sweep's root."""
     file = hit["file"]
     try:
         rel = os.path.relpath(file, root)
     except ValueError:
         rel = file
-    return {"tag": hit["tag"], "name": hit.get("name"), "cls": hit.get("cls", "generic"),
-            "module": hit.get("module"), "function": hit.get("function"),
-            "file": rel.replace(os.sep, "/"), "line": hit.get("line", 0)}
+    return Point(hit["tag"], hit.get("name"), hit.get("cls", "generic"), hit.get("module"),
+                 hit.get("function"), rel.replace(os.sep, "/"), hit.get("line", 0))
 
 
 def make_unit(test: str, hit: dict[str, Any], nth: int, mode: str, action: str,
-              root: str) -> dict[str, Any]:
-    """One planned unit as stored in the journal."""
-    return {"id": unit_id(test, hit["tag"], nth, mode, action), "test": test,
-            "tag": hit["tag"], "nth": nth, "mode": mode, "action": action,
-            "point": point_info(hit, root), "count": int(hit["count"])}
+              root: str) -> Unit:
+    """One planned unit of a baseline hit record (``hit``: its test's record of one site)."""
+    point = point_info(hit, root)
+    return Unit(unit_id(test, hit["tag"], nth, mode, action), test, hit["tag"], nth, mode,
+                action, bool(hit.get("child")), point.cls, point=point, count=int(hit["count"]))
 
 
-def reproducer(unit: dict[str, Any]) -> str:
+def reproducer(unit: Unit) -> str:
     """A one-line command that reproduces the unit with plain pytest (from the root)."""
-    n, action = int(unit["nth"]), unit["action"]
+    n, action = unit.nth, unit.action
     if action.startswith("nomem("):  # a memory unit: replayed from the journal
-        return f"failpath replay '{unit['id']}'"
+        return f"failpath replay '{unit.id}'"
     chain = (f"{n - 1}*off->" if n > 1 else "") + (
-        f"1*{action}->off" if unit["mode"] == "transient" else action)
-    return f"FAILPATH='{unit['tag']}={chain}' python -m pytest '{unit['test']}'"
+        f"1*{action}->off" if unit.mode == "transient" else action)
+    return f"FAILPATH='{unit.tag}={chain}' python -m pytest '{unit.test}'"

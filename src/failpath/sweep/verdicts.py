@@ -17,11 +17,11 @@ from typing import Any
 
 from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.classify import classify
-from failpath.sweep.records import Evidence, Unit, UnitResult
+from failpath.sweep.records import Facts, Unit, UnitResult
 from failpath.sweep.units import unit_id
 
 #: Hands one unit's result on.
-Conclude = Callable[[Unit, dict[str, Any]], None]
+Conclude = Callable[[Unit, UnitResult], None]
 #: Runs one unit from the pre-test state, handing its result to the given ``Conclude``.
 Replay = Callable[[Unit, Conclude], None]
 
@@ -35,8 +35,8 @@ class Verdicts:
         self.emit = emit
         self.aftermath = aftermath  # judges a fork-at-point child's files (its clean twin)
         self.done: set[str] = set()  # the units reported (or skipped) by this agent
-        self.entries: dict[str, dict[str, Any]] = {}  # plan entries by unit id
-        self.unconfirmed: list[tuple[Unit, dict[str, Any]]] = []
+        self.entries: dict[str, Unit] = {}  # planned units by id (and those added here)
+        self.unconfirmed: list[tuple[Unit, UnitResult]] = []
         self.retry_units: list[Unit] = []  # persistent units for sites whose handler retries
         self.saturated: Any = None
 
@@ -60,30 +60,30 @@ class Verdicts:
                 keep.append(unit)
         return keep
 
-    def conclude(self, unit: Unit, result: dict[str, Any]) -> None:
+    def conclude(self, unit: Unit, result: UnitResult) -> None:
         """Report a fork-at-point result, or keep a bug for its confirmation replay."""
-        if result.get("bug") and self.options.confirm and result.get("strategy") in (
-                "fork-at-point", None):
+        if result.bug and self.options.confirm and result.strategy in ("fork-at-point", ""):
             self.unconfirmed.append((unit, result))
         else:
             self.report(unit, result)
 
-    def after_child(self, unit: Unit, result: dict[str, Any]) -> None:
+    def after_child(self, unit: Unit, result: UnitResult) -> None:
         """A fork-at-point child reported: its files are judged when this run's call ends."""
-        if "damage" in result and self.aftermath.await_clean(sys._getframe(), unit, result,
-                                                             self._judged):
+        if result.damage is not None and result.evidence is not None and \
+                self.aftermath.await_clean(sys._getframe(), unit, result, self._judged):
             return
-        self.conclude(unit, _without_facts(result))
+        self.conclude(unit, result.judged())
 
-    def _judged(self, unit: Unit, result: dict[str, Any], clean: dict[str, Any]) -> None:
+    def _judged(self, unit: Unit, result: UnitResult, clean: Facts) -> None:
         """The clean run's facts at the same moment: classify the child's evidence again."""
-        orphans, torn, verdict = findings(result.get("damage"), clean, result.get("released"))
-        ev = replace(Evidence.from_json(result["evidence"]), orphans=orphans, torn=torn,
-                     probe=verdict)
-        again = classify(ev, str(result.get("strategy") or "fork-at-point")).to_json()
-        result = {**result, **{k: again[k] for k in ("outcome", "reason", "bug", "leaks",
-                                                     "invariant", "final", "chain")}}
-        self.conclude(unit, _without_facts(result))
+        assert result.evidence is not None
+        orphans, torn, verdict = findings(result.damage, clean, result.released)
+        ev = replace(result.evidence, orphans=orphans, torn=torn, probe=verdict)
+        again = classify(ev, result.strategy or "fork-at-point")
+        result = replace(result, outcome=again.outcome, reason=again.reason,
+                         leaks=again.leaks, invariant=again.invariant, final=again.final,
+                         chain=again.chain)
+        self.conclude(unit, result.judged())
 
     def confirm(self, replay: Replay) -> None:
         """Replay every fork-at-point bug from the pre-test state; the replay's word counts.
@@ -93,32 +93,30 @@ class Verdicts:
         kept in the evidence and the replay's outcome is reported.
         """
         pending, self.unconfirmed = self.unconfirmed, []
-        replays: dict[str, dict[str, Any]] = {}
+        replays: dict[str, UnitResult] = {}
 
-        def keep(unit: Unit, result: dict[str, Any]) -> None:
+        def keep(unit: Unit, result: UnitResult) -> None:
             replays[unit.id] = result
 
         for unit, first in pending:
             replay(unit, keep)
             again = replays[unit.id]
-            if again["outcome"] == first["outcome"]:
-                self.report(unit, dict(first, confirmed="fork-per-unit"))
+            if again.outcome == first.outcome:
+                self.report(unit, replace(first, confirmed="fork-per-unit"))
             else:
-                self.report(unit, dict(again, disagreement={
-                    "fork-at-point": first["outcome"], "fork-per-unit": again["outcome"],
-                    "fork-at-point-reason": first.get("reason")}))
+                self.report(unit, replace(again, disagreement={
+                    "fork-at-point": first.outcome, "fork-per-unit": again.outcome,
+                    "fork-at-point-reason": first.reason or None}))
 
-    def report(self, unit: Unit, result: dict[str, Any],
-               entry: dict[str, Any] | None = None) -> None:
-        """Send one unit's result; ``entry``: a unit added while sweeping (not planned)."""
+    def report(self, unit: Unit, result: UnitResult, added: Unit | None = None) -> None:
+        """Send one unit's result; ``added``: a unit added while sweeping (not planned)."""
         self.done.add(unit.id)
-        result["id"] = unit.id
-        result.setdefault("bug", UnitResult(result["outcome"]).bug)
-        if result.pop("retried", False) and unit.mode == "transient":
+        if result.retried and unit.mode == "transient":
             self.retry_units.append(unit)
-        message = {"type": "unit", "result": result}
-        if entry is not None:
-            message["unit"] = entry
+        message: dict[str, Any] = {"type": "unit", "result": dict(
+            result.reported().to_json(), id=unit.id)}
+        if added is not None:
+            message["unit"] = added.to_json()
         self.emit(message)
 
     def persist_at_retries(self, run_alone: Replay) -> None:
@@ -134,17 +132,12 @@ class Verdicts:
             pid = unit_id(unit.test, unit.tag, unit.nth, "persistent", unit.action)
             if pid in self.done or pid in self.entries:
                 continue
-            persistent = replace(unit, id=pid, mode="persistent")
-            entry = dict(self.entries.get(unit.id) or unit.to_json(), id=pid,
-                         mode="persistent", added="its handler retried the transient unit")
-            self.entries[pid] = entry
+            persistent = replace(self.entries.get(unit.id) or unit, id=pid, mode="persistent",
+                                 added="its handler retried the transient unit")
+            self.entries[pid] = persistent
 
-            def report(u: Unit, r: dict[str, Any], e: dict[str, Any] = entry) -> None:
-                self.report(u, r, entry=e)
+            def report(u: Unit, r: UnitResult, e: Unit = persistent) -> None:
+                self.report(u, r, added=e)
 
             run_alone(persistent, report)
 
-
-def _without_facts(result: dict[str, Any]) -> dict[str, Any]:
-    """A result as reported: without the facts only the parent needed."""
-    return {k: v for k, v in result.items() if k not in ("damage", "evidence", "released")}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from failpath.stdlib._real import open, os
 from failpath.sweep import channel
 from failpath.sweep.explore import Agent, AgentOptions, TestContext
 from failpath.sweep.forker import TempArea
-from failpath.sweep.records import Unit
+from failpath.sweep.records import PlanEntry, Unit, UnitResult
 
 
 def _tmp_roots(session: Any) -> tuple[Any, Any]:
@@ -45,12 +46,11 @@ def serve(agent: Agent, options: AgentOptions, session: Any) -> None:
         agent.emit(selfcheck(agent))
         _baseline(agent, session, items)
     for entry in _plan_entries(options):
-        item = items.get(entry["test"])
+        item = items.get(entry.test)
         if item is None:
-            for unit in [Unit.from_json(u) for u in entry["units"]]:
-                agent.report(unit, {"outcome": "unreached", "bug": False, "strategy": "none",
-                                    "final": "test not collected in this worker",
-                                    "error": None, "duration_s": 0.0})
+            for unit in entry.units:
+                agent.report(unit, UnitResult("unreached", strategy="none",
+                                              final="test not collected in this worker"))
             continue
         base = basetemp()
         start_entries.clear()
@@ -75,7 +75,7 @@ def _baseline(agent: Agent, session: Any, items: dict[str, Any]) -> None:
     agent.emit({"type": "baseline-done", "clean_lines": agent.covered_lines()})
 
 
-def _plan_entries(options: AgentOptions) -> Any:
+def _plan_entries(options: AgentOptions) -> Iterator[PlanEntry]:
     """Plan entries as the runner streams them: a path to a JSON-lines file per message."""
     reader = channel.Reader(options.in_fd)
     while True:
@@ -88,17 +88,17 @@ def _plan_entries(options: AgentOptions) -> Any:
             with open(message["path"], encoding="utf-8") as fh:
                 for line in fh:
                     if line.strip():
-                        yield json.loads(line)
+                        yield PlanEntry.from_json(json.loads(line))
 
 
 def _serve_one_unit(agent: Agent, options: AgentOptions, items: dict[str, Any]) -> None:
     """A subprocess unit: this interpreter is the child; run the unit and report."""
-    assert options.unit is not None
-    unit = Unit.from_json(options.unit)
+    unit = options.unit
+    assert unit is not None
     item = items.get(unit.test)
     if item is None:
-        channel.send(options.result_fd, {"outcome": "unreached", "bug": False,
-                                         "final": "test not collected", "error": None})
+        channel.send(options.result_fd, UnitResult("unreached",
+                                                   final="test not collected").to_json())
         return
     from failpath.sweep import oracles
 
@@ -131,14 +131,15 @@ def selfcheck(agent: Agent) -> dict[str, Any]:
         except OSError as exc:
             ok = failpath.injection_of(exc) is not None
         finally:
-            channel.send(write_fd, {"ok": ok})
+            arrived = UnitResult("propagated" if ok else "unreached", strategy="selfcheck")
+            channel.send(write_fd, arrived.to_json())
             os._exit(0)
 
     running = agent.forker.fork(child)
     assert running is not None  # the child never returns from child()
     got = agent.forker.wait(running, None, SELFCHECK_TIMEOUT, "selfcheck")
     agent.forget_child()
-    ok = bool(got.get("ok"))
+    ok = got.outcome == "propagated"
     detail = "a forced fault fired in a forked child and was recognised" if ok else \
         "a forced fault did not arrive in the forked child"
     return {"type": "selfcheck", "ok": ok, "detail": detail}
