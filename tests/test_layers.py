@@ -1,16 +1,19 @@
 """The import contract: each module imports only from its own layer or the layers below it,
 and no chain of imports (at module level or inside functions) comes back to where it began.
 
-The layers are DESIGN.md's module map, bottom first.
+The layers are the module map's (docs/dev/modules.md), bottom first; the map is checked
+against them.
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+MAP = SRC.parent / "docs" / "dev" / "modules.md"
 
 #: (glob over module names, layer). The first matching glob decides; lower layers first.
 LAYERS: tuple[tuple[str, int], ...] = (
@@ -47,7 +50,7 @@ def layer(module: str) -> int:
     for glob, rank in LAYERS:
         if fnmatch.fnmatchcase(module, glob):
             return rank
-    raise AssertionError(f"{module} has no layer: add it to LAYERS and DESIGN.md's map")
+    raise AssertionError(f"{module} has no layer: add it to LAYERS and docs/dev/modules.md")
 
 
 def imports_of(module: str, path: Path, known: dict[str, Path]) -> set[str]:
@@ -143,3 +146,28 @@ def test_the_core_imports_nothing_outside_the_standard_library() -> None:
 def test_a_cycle_and_an_upward_import_are_caught() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
     assert layer("failpath.sweep.runner") > layer("failpath.stdlib._real")
+
+
+def mapped(text: str) -> dict[str, int]:
+    """The module map's modules, each with the layer it is listed under."""
+    found: dict[str, int] = {}
+    current = -1
+    for line in text.splitlines():
+        heading = re.match(r"## Layer (\d+):", line)
+        if heading:
+            current = int(heading.group(1))
+        entry = re.match(r"- `(failpath[\w.]*)`", line)
+        if entry:
+            found[entry.group(1)] = current
+    return found
+
+
+def test_the_module_map_names_every_module_under_its_layer() -> None:
+    listed = mapped(MAP.read_text(encoding="utf-8"))
+    assert listed == {m: layer(m) for m in modules()}
+
+
+def test_the_map_check_sees_a_missing_module_and_a_misplaced_one() -> None:
+    text = "## Layer 0: x\n- `failpath.errors` - y\n## Layer 10: z\n- `failpath.tags` - t\n"
+    assert mapped(text) == {"failpath.errors": 0, "failpath.tags": 10}
+    assert mapped(text) != {m: layer(m) for m in ("failpath.errors", "failpath.tags")}

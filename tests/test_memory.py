@@ -289,6 +289,9 @@ def test_sweep_finds_each_planted_bug_and_nothing_else(memext: Path):
     crash = next(u for u in result["units"] if u["outcome"] == "crashed")
     assert "Fatal Python error: Segmentation fault" in crash["traceback"]
     assert "test_pair" in crash["traceback"]
+    if shutil.which("gdb"):  # the traced call crashed again under gdb, which showed where
+        c_stack = crash["traceback"].split("C stack (gdb):\n", 1)[1]
+        assert c_stack.startswith("#0 ") or c_stack.startswith("(gdb showed no stack)")
 
 
 @pytest.mark.slow

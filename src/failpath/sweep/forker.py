@@ -1,7 +1,8 @@
 """A unit's process: forked or started, its result pipe, the wait, the kill, and the restore.
 
 Every place that runs a unit in a process of its own comes here: the agent's fork at a
-point and its fork per unit, the subprocess strategy, and the worker's self-check. The
+point and its fork per unit, the subprocess strategy, the worker's self-check, and the
+memory agent's call children, replays and gdb's traced call (sweep/memory.py). The
 forker snapshots what the test can have written before the process starts, waits for the
 process's one result under the unit's timeout (a fresh interpreter's clock starts when it
 says it is ready), kills its process group, and restores the snapshot; a restore that was
@@ -11,7 +12,6 @@ not exact, or a write outside every snapshot, marks the continuation as not trus
 
 from __future__ import annotations
 
-import gc
 import signal
 import time
 from collections.abc import Callable
@@ -19,8 +19,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from failpath.stdlib._real import bypass, os, subprocess, tempfile
-from failpath.sweep import channel, isolation, procstat
+from failpath.stdlib._real import bypass, os, select, subprocess, tempfile
+from failpath.sweep import channel, forking, isolation, procstat
 from failpath.sweep.aftermath import Aftermath
 from failpath.sweep.classify import classify
 from failpath.sweep.records import Evidence, UnitResult
@@ -167,22 +167,12 @@ class Forker:
         its failure path made.
         """
         snap, base_before = self._prepare(writes) if writes is not None else (None, set())
-        if pipe is not None:
-            read_fd, reader, write_fd = pipe.read_fd, pipe.reader, pipe.write_fd
-        else:
-            read_fd, write_fd = os.pipe()
-            reader = channel.Reader(read_fd)
         started = time.perf_counter()
-        gc.freeze()
-        pid = os.fork()
+        shared = (pipe.read_fd, pipe.write_fd) if pipe is not None else None
+        pid, read_fd = forking.fork(become, shared)
         if pid == 0:
-            if pipe is None:
-                os.close(read_fd)
-            become(write_fd)
             return None
-        gc.unfreeze()
-        if pipe is None:
-            os.close(write_fd)
+        reader = pipe.reader if pipe is not None else channel.Reader(read_fd)
         return Running(pid, reader, started, keep_reader=pipe is not None, snapshot=snap,
                        base_before=base_before)
 
@@ -248,15 +238,7 @@ class Forker:
                                       else timeout)
         result, status, deadline, extended = self._read(running, unit_id, timeout, deadline)
         hung = result is None and status is None and time.perf_counter() >= deadline
-        pid = running.pid
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is gone already
-        if status is None:
-            _, status = os.waitpid(pid, 0)
-        if running.proc is not None:
-            running.proc.returncode = 0  # reaped here; stops Popen.__del__ warning it runs
+        status = self._end(running, status)
         duration = time.perf_counter() - running.started
         if result is not None:
             return replace(UnitResult.from_json(result), duration_s=duration)
@@ -265,6 +247,42 @@ class Forker:
                               + (f" ({extended + 1} times: it was starved of the CPU before)"
                                  if extended else "") if hung else describe_status(status)))
         return replace(classify(died, strategy), duration_s=duration)
+
+    def drain(self, running: Running, timeout: float) -> tuple[str, int, bool]:
+        """Everything the process writes to its pipe until it closes it, or for at most
+        ``timeout`` seconds; then its group is killed and reaped. The text, the wait status
+        and whether it hung.
+
+        For a process whose pipe carries more than one result message: a memory unit's
+        child writes its facts there, and faulthandler its tracebacks (sweep/memory.py).
+        """
+        fd, chunks, hung = running.reader.fileno(), [], False
+        deadline = time.perf_counter() + timeout
+        try:
+            while True:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    hung = True
+                    break
+                ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+                if ready:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        finally:
+            if not running.keep_reader:
+                running.reader.close()
+        return b"".join(chunks).decode("utf-8", "replace"), self._end(running), hung
+
+    @staticmethod
+    def _end(running: Running, status: int | None = None) -> int:
+        """Kill the process's group and reap the process (unless ``status`` says it was);
+        its wait status."""
+        status = forking.end(running.pid, status)
+        if running.proc is not None:
+            running.proc.returncode = 0  # reaped here; stops Popen.__del__ warning it runs
+        return status
 
     @staticmethod
     def _read(running: Running, unit_id: str | None, timeout: float, deadline: float

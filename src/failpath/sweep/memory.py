@@ -25,7 +25,6 @@ import faulthandler
 import gc
 import json
 import re
-import signal
 import sys
 import time
 import traceback
@@ -38,13 +37,13 @@ from typing import Any
 from failpath import tags
 from failpath.errors import InvalidArgument
 from failpath.stdlib import ccalls, nomemory
-from failpath.stdlib._real import bypass, open, os, select, shutil, subprocess
+from failpath.stdlib._real import bypass, open, os, shutil, subprocess
 from failpath.sweep import channel, lifeline
 from failpath.sweep.classify import CONTRACT_ERRORS, classify
 from failpath.sweep.evidence import describe, full_chain
 from failpath.sweep.explore import Agent, TestContext, limit_memory
 from failpath.sweep.fault import UnitFault
-from failpath.sweep.forker import describe_status
+from failpath.sweep.forker import Forker, describe_status
 from failpath.sweep.records import Evidence, MemoryCall, MemoryFacts, Phase, Unit, UnitResult
 from failpath.sweep.testrun import ChildState
 
@@ -277,34 +276,11 @@ def _parse(line: str) -> dict[str, Any]:
     return value
 
 
-def collect(fd: int, pid: int, timeout: float) -> tuple[dict[str, Any] | None, str, int, bool]:
-    """Read a child's pipe until it closes (or ``timeout``), then end its process group.
-
-    Returns its JSON facts (or None), any other text written there (faulthandler's), its
-    wait status and whether it hung.
-    """
-    deadline = time.perf_counter() + timeout
-    data = b""
-    hung = False
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            hung = True
-            break
-        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-        if ready:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    os.close(fd)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone already
-    _, status = os.waitpid(pid, 0)
+def parse_output(data: str) -> tuple[dict[str, Any] | None, str]:
+    """What a child wrote to its pipe (Forker.drain): its facts or its result (the first
+    line that parses), and the other text (faulthandler's)."""
     facts, text = None, []
-    for raw in data.decode("utf-8", "replace").splitlines():
+    for raw in data.splitlines():
         if facts is None and (raw.startswith(_FACTS) or raw.startswith("{")):
             try:
                 facts = _parse(raw)
@@ -312,7 +288,7 @@ def collect(fd: int, pid: int, timeout: float) -> tuple[dict[str, Any] | None, s
             except (ValueError, SyntaxError):
                 pass
         text.append(raw)
-    return facts, "\n".join(text).strip(), status, hung
+    return facts, "\n".join(text).strip()
 
 
 class CallFailer:
@@ -323,9 +299,11 @@ class CallFailer:
     a crash (gdb, for the first crashes at a site) and, for a bug, a standalone reproducer.
     """
 
-    def __init__(self, options: Any, timeout_for: Callable[[Unit], float]) -> None:
+    def __init__(self, options: Any, timeout_for: Callable[[Unit], float],
+                 forker: Forker) -> None:
         self.options = options
         self.timeout_for = timeout_for  # a unit's timeout (the agent's)
+        self.forker = forker  # the agent's: every process a unit needs is its
         self.c_stacks: Counter[str] = Counter()
 
     def __repr__(self) -> str:
@@ -333,18 +311,13 @@ class CallFailer:
 
     def _fork(self, call: Call, n: int, persistent: bool, timeout: float
               ) -> tuple[dict[str, Any] | None, str, int, bool, float]:
-        read_fd, write_fd = os.pipe()
         parent = os.getpid()
-        started = time.perf_counter()
-        gc.freeze()  # the child's collections walk only what it makes
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            call_child(call, n, persistent, write_fd, parent, self.options.memory_limit)
-        gc.unfreeze()
-        os.close(write_fd)
-        facts, text, status, hung = collect(read_fd, pid, timeout)
-        return facts, text, status, hung, time.perf_counter() - started
+        running = self.forker.fork(lambda fd: call_child(
+            call, n, persistent, fd, parent, self.options.memory_limit))
+        assert running is not None  # the child never returns from call_child
+        data, status, hung = self.forker.drain(running, timeout)
+        facts, text = parse_output(data)
+        return facts, text, status, hung, time.perf_counter() - running.started
 
     def reference(self, call: Call, unit: Unit) -> dict[str, Any] | str:
         """The call made with nothing failed, from this state: its facts, or why not."""
@@ -420,7 +393,8 @@ class CallFailer:
         if self.c_stacks[call.tag.key] >= C_STACKS_PER_SITE:
             return "C stack: taken for the first crash at this call site only"
         self.c_stacks[call.tag.key] += 1
-        return "C stack (gdb):\n" + gdb_stack(gdb, call, _n(unit), unit.mode == "persistent",
+        return "C stack (gdb):\n" + gdb_stack(self.forker, gdb, call, _n(unit),
+                                             unit.mode == "persistent",
                                              self.options.memory_limit)
 
     def confirmed(self, call: Call, unit: Unit, ref: dict[str, Any],
@@ -446,7 +420,7 @@ class MemoryAgent(Agent):
         self.installation: ccalls.Installation | None = None
         self.calls: dict[tuple[str, int], list[Unit]] = {}  # planned calls of this test
         self.target: tuple[str, int] | None = None  # the call a unit's child waits for
-        self.failer = CallFailer(self.options, self._timeout_for)
+        self.failer = CallFailer(self.options, self._timeout_for, self.forker)
 
     def __repr__(self) -> str:
         phase = self.phase.value if self.phase is not None else None
@@ -600,17 +574,12 @@ class MemoryAgent(Agent):
     def _replay(self, item: Any, unit: Unit,
                 conclude: Callable[[Unit, UnitResult], None], strategy: str) -> None:
         """Fork from here (before the test), run the test to the unit's call, fail it there."""
-        read_fd, write_fd = os.pipe()
-        started = time.perf_counter()
-        gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            self.become_child(unit, write_fd, strategy)
+        running = self.forker.fork(lambda fd: self.become_child(unit, fd, strategy))
+        if running is None:  # the unit's child: the test, up to the unit's call
             self.finish_child(item, self._run(item))
-        gc.unfreeze()
-        os.close(write_fd)
-        said, _, status, hung = collect(read_fd, pid, self._timeout_for(unit) + 30.0)
+            return  # never reached: finish_child exits
+        data, status, hung = self.forker.drain(running, self._timeout_for(unit) + 30.0)
+        said, _ = parse_output(data)
         if said is not None:
             result = UnitResult.from_json(said)
         else:
@@ -618,7 +587,7 @@ class MemoryAgent(Agent):
                           exit="the test did not get to the call in time" if hung
                           else describe_status(status))
             result = classify(ev, strategy)
-        conclude(unit, replace(result, duration_s=time.perf_counter() - started))
+        conclude(unit, replace(result, duration_s=time.perf_counter() - running.started))
 
     def become_child(self, unit: Unit, result_fd: int, strategy: str, *args: Any,
                      **kwargs: Any) -> None:
@@ -753,32 +722,32 @@ def _script(call: Call, unit: Unit, result: UnitResult, root: str) -> str:
 
 
 # -- the C stack of a crash -----------------------------------------------------------------
-def gdb_stack(gdb: str, call: Call, n: int, persistent: bool, memory_limit: int,
-              timeout: float = 90.0) -> str:
+def gdb_stack(forker: Forker, gdb: str, call: Call, n: int, persistent: bool,
+              memory_limit: int, timeout: float = 90.0) -> str:
     """Make the failing call again in a child that gdb watches; gdb's backtrace of it."""
     go_r, go_w = os.pipe()
     parent = os.getpid()
-    gc.freeze()
-    pid = os.fork()
-    if pid == 0:
+
+    def traced(fd: int) -> None:  # exactly as the unit's child made the call
         try:
             lifeline.die_with_parent(parent)
             os.close(go_w)
             os.read(go_r, 1)  # gdb is attached
-            # Exactly as the unit's child made the call (the same allocations before it).
-            call_child(call, n, persistent, os.open(os.devnull, os.O_WRONLY), parent,
-                       memory_limit)
+            call_child(call, n, persistent, fd, parent, memory_limit)
         finally:
             os._exit(0)
-    gc.unfreeze()
+
+    running = forker.fork(traced)
+    assert running is not None  # the child never returns from traced()
     os.close(go_r)
     try:
         with bypass():
             proc = subprocess.Popen(
-                [gdb, "-q", "-nx", "-batch", "-p", str(pid), "-ex", "set pagination off",
-                 "-ex", "continue", "-ex", "bt 16"], stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        _wait_traced(pid, timeout=30.0)
+                [gdb, "-q", "-nx", "-batch", "-p", str(running.pid), "-ex",
+                 "set pagination off", "-ex", "continue", "-ex", "bt 16"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        _wait_traced(running.pid, timeout=30.0)
         os.write(go_w, b"x")
         try:
             out, _ = proc.communicate(timeout=timeout)
@@ -787,11 +756,7 @@ def gdb_stack(gdb: str, call: Call, n: int, persistent: bool, memory_limit: int,
             out, _ = proc.communicate()
     finally:
         os.close(go_w)
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        os.waitpid(pid, 0)
+        forker.drain(running, 0.0)  # its group killed and reaped
     text = out.decode("utf-8", "replace")
     frames = [ln for ln in text.splitlines() if ln.startswith("#")]
     return "\n".join(frames) if frames else "(gdb showed no stack)\n" + text[-2000:]

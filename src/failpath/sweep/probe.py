@@ -33,7 +33,6 @@ import errno
 import gc
 import inspect
 import re
-import signal
 import sys
 import types
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from failpath.stdlib._real import os
-from failpath.sweep import boundary, channel, damage, isolation, lifeline
+from failpath.sweep import boundary, channel, damage, forking, isolation, lifeline
 
 #: A frame's code flags: a generator, coroutine or async generator is never re-called.
 _NOT_CALLABLE_AGAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -146,15 +145,16 @@ def retry(frame: FrameType, places: damage.Places, timeout: float,
         return {"skipped": "the call's function or arguments cannot be used again"}
     fn, call = _as_caller_makes_it(fn, call)
     snap = isolation.take(list(places.written), owned=places.owned)
-    read_fd, write_fd = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the grandchild: the retry, then its report
-        os.close(read_fd)
-        lifeline.die_with_parent(parent)
-        channel.send(write_fd, _attempt(fn, call, places, injected, is_project))
-        os._exit(0)
-    os.close(write_fd)
+
+    def retry(write_fd: int) -> None:  # the grandchild: the retry, then its report
+        try:
+            lifeline.die_with_parent(parent)
+            channel.send(write_fd, _attempt(fn, call, places, injected, is_project))
+        finally:
+            os._exit(0)
+
+    pid, read_fd = forking.fork(retry, freeze=False)
     try:
         report = _wait(pid, channel.Reader(read_fd), timeout)
     finally:
@@ -240,11 +240,7 @@ def _wait(pid: int, reader: channel.Reader, timeout: float) -> dict[str, Any]:
         got = reader.first(timeout)
     finally:
         reader.close()
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # it exited already
-        os.waitpid(pid, 0)
+        forking.end(pid, group=False)  # the retry shares its parent's process group
     if got is not None:
         return got
     return {"skipped": "the retry died without a word"} if reader.eof else {"hung": timeout}

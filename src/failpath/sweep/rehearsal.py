@@ -16,7 +16,7 @@ from typing import Any
 
 from failpath.points import Fault, Hit
 from failpath.stdlib._real import os
-from failpath.sweep import channel, damage, isolation, lifeline
+from failpath.sweep import channel, damage, forking, isolation, lifeline
 from failpath.sweep.aftermath import Aftermath, findings
 from failpath.sweep.evidence import Scope
 from failpath.sweep.records import Facts
@@ -78,20 +78,20 @@ class Rehearsal:
         self.forked_after = self.recorder.paths
         snap = isolation.take(sorted(self.forked_after), owned=self.aftermath.owned())
         self.aftermath.resync()  # the store's hard links changed the files' ctimes
-        read_fd, write_fd = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
+
+        def become_twin(write_fd: int) -> None:
             import failpath
 
-            os.close(read_fd)
             lifeline.die_with_parent(parent)
             failpath.disarm()  # the twin is the clean run: nothing fails in it
             self.twin_fd = write_fd
             if not self.aftermath.watch_from(frame, self._send, control=self.transient):
                 self._send(self.aftermath.snapshot("test-ended"))
-            return None
-        os.close(write_fd)
+
+        pid, read_fd = forking.fork(become_twin, freeze=False)
+        if pid == 0:
+            return None  # the twin goes on with the test, unfailed
         reader = channel.Reader(read_fd)
         facts: Facts | None = None
         try:
