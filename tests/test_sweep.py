@@ -122,6 +122,21 @@ def test_retry_loop_recovers_once_but_propagates_persistent_faults(auto_sweep: A
     assert persistent["final"].startswith("StoreError: gave up")
 
 
+def test_a_retried_transient_units_persistent_unit_forks_at_the_same_hit(tmp_path: Path
+                                                                         ) -> None:
+    # the handler retried the transient fault: the persistent unit is forked while the
+    # test is at that hit, not replayed from the pre-test state after it
+    root = copy_project(tmp_path)
+    code, result, output = sweep(root, *FAST, "--", "-k", "test_retry")
+    units = by_key(result)
+    transient = units[("test_retry", "outcomes.save", 1, "transient", "raise")]
+    persistent = units[("test_retry", "outcomes.save", 1, "persistent", "raise")]
+    assert (transient["outcome"], transient["strategy"]) == ("recovered", "fork-at-point")
+    assert (persistent["outcome"], persistent["strategy"]) == ("propagated", "fork-at-point")
+    assert persistent["final"].startswith("StoreError: gave up"), output
+    assert result["summary"]["planned"] == len(result["units"])  # journaled as it was added
+
+
 @pytest.mark.slow
 def test_the_parent_continuation_sees_files_restored_after_a_child_deleted_them(
         auto_sweep: Any) -> None:

@@ -279,12 +279,24 @@ class Agent:
             return None
         if self.forker.tainted or not fork_safe():  # replayed per unit after the test
             return None
-        for unit in units:
-            fault = self._forked(unit, "fork-at-point", lambda: self.unit_child.fire(hit),
-                                 self.verdicts.after_child)
+        pending = list(units)
+        while pending:
+            fault = self._forked(pending.pop(0), "fork-at-point",
+                                 lambda: self.unit_child.fire(hit), self.verdicts.after_child)
             if fault is not None:
                 return fault  # this is the child, which takes the failure path
+            pending += self._persistent_here()
         return None
+
+    def _persistent_here(self) -> list[Unit]:
+        """The persistent units of the transient units whose handler retried at this hit:
+        forked here too, while the test is at the hit, instead of replayed from the
+        pre-test state after it. Not once the continuation is untrusted (they are replayed
+        then: sweep/verdicts.py ``persist_at_retries``)."""
+        retried, self.verdicts.retried_here = self.verdicts.retried_here, []
+        if self.forker.tainted:
+            return []
+        return [p for u in retried if (p := self.verdicts.persistent_of(u)) is not None]
 
     # -- forking -----------------------------------------------------------------------
     @contextmanager

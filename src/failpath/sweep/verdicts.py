@@ -37,7 +37,9 @@ class Verdicts:
         self.done: set[str] = set()  # the units reported (or skipped) by this agent
         self.entries: dict[str, Unit] = {}  # planned units by id (and those added here)
         self.unconfirmed: list[tuple[Unit, UnitResult]] = []
-        self.retry_units: list[Unit] = []  # persistent units for sites whose handler retries
+        self.retry_units: list[Unit] = []  # transient units whose handler retried, for later
+        self.retried_here: list[Unit] = []  # those the agent is still at the hit of
+        self.added: dict[str, Unit] = {}  # units this agent added while sweeping (not planned)
         self.saturated: Any = None
 
     def __repr__(self) -> str:
@@ -68,7 +70,13 @@ class Verdicts:
             self.report(unit, result)
 
     def after_child(self, unit: Unit, result: UnitResult) -> None:
-        """A fork-at-point child reported: its files are judged when this run's call ends."""
+        """A fork-at-point child reported: its files are judged when this run's call ends.
+
+        When its handler retried a transient unit, the agent forks the persistent unit at
+        the same hit (:meth:`persistent_of`), while the test is still there.
+        """
+        if result.retried and unit.mode == "transient":
+            self.retried_here.append(unit)
         if result.damage is not None and result.evidence is not None and \
                 self.aftermath.await_clean(sys._getframe(), unit, result, self._judged):
             return
@@ -108,36 +116,41 @@ class Verdicts:
                     "fork-at-point": first.outcome, "fork-per-unit": again.outcome,
                     "fork-at-point-reason": first.reason or None}))
 
-    def report(self, unit: Unit, result: UnitResult, added: Unit | None = None) -> None:
-        """Send one unit's result; ``added``: a unit added while sweeping (not planned)."""
+    def report(self, unit: Unit, result: UnitResult) -> None:
+        """Send one unit's result (with the unit, when this agent added it while sweeping)."""
         self.done.add(unit.id)
         if result.retried and unit.mode == "transient":
             self.retry_units.append(unit)
         message: dict[str, Any] = {"type": "unit", "result": dict(
             result.reported().to_json(), id=unit.id)}
+        added = self.added.get(unit.id)
         if added is not None:
             message["unit"] = added.to_json()
         self.emit(message)
 
-    def persist_at_retries(self, run_alone: Replay) -> None:
-        """A transient unit whose handler retried: fail that site persistently as well.
+    def persistent_of(self, unit: Unit) -> Unit | None:
+        """The persistent unit of a transient ``unit`` whose handler retried, added to the
+        plan; None when there is none to run (``--mode both`` planned it, or it ran).
 
         A retry loop recovers from one failure; a loop that retries a persistent failure
-        forever hangs. Without ``--mode both``, such a site gets its persistent unit here.
+        forever hangs.
         """
+        if self.options.mode != "transient" or unit.mode != "transient":
+            return None  # persistent units are planned already
+        pid = unit_id(unit.test, unit.tag, unit.nth, "persistent", unit.action)
+        if pid in self.done or pid in self.entries:
+            return None
+        persistent = replace(self.entries.get(unit.id) or unit, id=pid, mode="persistent",
+                             added="its handler retried the transient unit")
+        self.entries[pid] = self.added[pid] = persistent
+        return persistent
+
+    def persist_at_retries(self, run_alone: Replay) -> None:
+        """Run alone, from the pre-test state, the persistent units of transient units whose
+        handler retried and that were not forked at their hit (a unit of another strategy,
+        or a continuation no longer trusted)."""
         pending, self.retry_units = self.retry_units, []
-        if self.options.mode != "transient":
-            return  # persistent units are planned already
         for unit in pending:
-            pid = unit_id(unit.test, unit.tag, unit.nth, "persistent", unit.action)
-            if pid in self.done or pid in self.entries:
-                continue
-            persistent = replace(self.entries.get(unit.id) or unit, id=pid, mode="persistent",
-                                 added="its handler retried the transient unit")
-            self.entries[pid] = persistent
-
-            def report(u: Unit, r: UnitResult, e: Unit = persistent) -> None:
-                self.report(u, r, added=e)
-
-            run_alone(persistent, report)
-
+            persistent = self.persistent_of(unit)
+            if persistent is not None:
+                run_alone(persistent, self.report)
