@@ -129,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             for inc, leaf, name in mine[:args.top]:
                 print(f"  {inc:9.2f} {leaf:8.2f}  {name}")
             print(f"{title}: the most own time (ms per unit)")
-            for inc, leaf, name in sorted(rows_all := table(stacks, units, 10_000)[0],
-                                          key=lambda r: -r[1])[:15]:
+            everything = table(stacks, units, 10_000)[0]
+            for _inc, leaf, name in sorted(everything, key=lambda r: -r[1])[:15]:
                 print(f"  {leaf:9.2f}  {name}")
-            del rows_all
     return 0
 
 

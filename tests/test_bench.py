@@ -46,7 +46,12 @@ def test_sweep_benchmark_quick_run_prints_every_strategy_and_ratio() -> None:
     assert any(line.startswith("ratio fork-per-unit / fork-at-point: wall ") for line in lines)
     assert any(line.startswith("ratio subprocess / fork-at-point: wall ") for line in lines)
     assert "outcomes across runs: identical" in out
-    assert sum(line.startswith(("goal PASS: ", "goal MISS: ")) for line in lines) == 3
+    goals = [line.split(": ")[1] for line in lines
+             if line.startswith(("goal PASS: ", "goal MISS: "))]
+    assert goals == ["fork-at-point marginal cost per unit within 5x of fork-and-wait "
+                     "(every oracle on)", f"--jobs 2 scales with the cores ({os.cpu_count()} "
+                     "here)"]  # no coverage pass: its goal is not measured
+    assert any(line.startswith("fork-at-point --jobs 2 ") for line in lines)
 
 
 @pytest.mark.slow
@@ -70,3 +75,15 @@ def test_oracles_benchmark_quick_run_prints_every_case_against_a_fork() -> None:
                          "SQLite digest, 1 MiB (unchanged)"}
     assert rows["fork-and-wait"][1] == "1.000"
     assert "a project call's start (fds unchanged, 3 files, no database)" in out
+
+
+def test_profile_benchmark_quick_run_shows_the_children_and_the_agent() -> None:
+    out = _run("profile.py", "--quick", "--top", "60")
+    assert "swept 12 units with fork-at-point" in out
+    kinds = dict(k.split(": ") for k in out.split("children: ", 1)[1].splitlines()[0]
+                 .split(", "))
+    assert int(kinds["fork-at-point"]) >= 8 and kinds["selfcheck"] == "1"
+    for title in ("unit children", "agent"):
+        assert f"\n{title}: " in out and f"{title}: failpath's own work" in out
+    # the child's work is sampled from its fork on: the failure path and the report
+    assert "TestRun.finish_child (failpath/sweep/testrun.py" in out

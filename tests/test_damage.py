@@ -243,6 +243,54 @@ def test_the_boundary_is_the_outermost_project_frame_and_its_end_is_seen(code: A
     assert sys.getprofile() is None
 
 
+@pytest.mark.parametrize("mode", ["monitoring", "profile"])
+def test_a_frames_end_is_seen_with_sys_monitoring_and_with_the_profile_hook(mode: str) -> None:
+    monitoring = getattr(sys, "monitoring", None)
+    if mode == "monitoring" and monitoring is None:
+        pytest.skip("sys.monitoring is Python 3.12+")
+    taken = []  # every tool id taken: the watch falls back to sys.setprofile
+    if mode == "profile" and monitoring is not None:
+        taken = [t for t in range(6) if monitoring.get_tool(t) is None]
+        for tool in taken:
+            monitoring.use_tool_id(tool, "test")
+    try:
+        watch = boundary.Watch()
+        ended: list[tuple[str, str, Any]] = []
+        hooks: list[Any] = []
+
+        def awaited(name: str) -> None:
+            watch.await_end(sys._getframe(1), lambda f, how, v: ended.append((name, how, v)))
+            hooks.append((sys.getprofile(), repr(watch)))
+
+        def gen() -> Any:
+            awaited("gen")
+            yield 1
+            yield 2
+
+        def value() -> int:
+            awaited("value")
+            return 3
+
+        def fail() -> None:
+            awaited("fail")
+            raise ValueError("x")
+
+        assert list(gen()) == [1, 2] and value() == 3  # a yield is not its end
+        with pytest.raises(ValueError):
+            fail()
+        assert ended == [("gen", "returned", None), ("value", "returned", 3),
+                         ("fail", "raised", None)]
+        if mode == "monitoring":  # nothing on every call: only the awaited code's returns
+            assert all(hook is None and "monitoring" in text for hook, text in hooks)
+            assert "failpath-boundary" not in [monitoring.get_tool(t) for t in range(6)]
+        else:
+            assert all(hook is not None and "profile" in text for hook, text in hooks)
+        assert sys.getprofile() is None  # let go once nothing is awaited
+    finally:
+        for tool in taken:
+            monitoring.free_tool_id(tool)
+
+
 def test_test_code_in_the_package_is_not_a_boundary(code: Any) -> None:
     class Probe:
         def put(self, text: str, fail: Any) -> str:

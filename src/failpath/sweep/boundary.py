@@ -88,24 +88,55 @@ def how_it_ended(frame: FrameType) -> str:
 Callback = Callable[[FrameType, str, Any], None]
 
 
+#: sys.monitoring (3.12+): a frame's end is then seen at its code object's returns and at
+#: unwinding frames only, not at every call and return as with ``sys.setprofile``.
+_MONITORING: Any = getattr(sys, "monitoring", None)
+_TOOL = "failpath-boundary"
+#: sys.monitoring's tool ids, the ones no tool claims first (0 is the debugger's, 1
+#: coverage.py's, 2 a profiler's, 5 an optimizer's).
+_TOOL_ORDER = (3, 4, 2, 5, 0, 1)
+
+
+def take_tool_id(name: str) -> int | None:
+    """A free sys.monitoring tool id, now ``name``'s; None when all are taken or there is no
+    sys.monitoring (before 3.12)."""
+    if _MONITORING is None:
+        return None
+    for tool in _TOOL_ORDER:
+        if _MONITORING.get_tool(tool) is None:
+            _MONITORING.use_tool_id(tool, name)
+            return tool
+    return None
+
+
 class Watch:
     """Calls ``callback(frame, how, value)`` when an awaited frame ends (this thread only).
 
     ``how`` is ``returned`` (``value`` is the return value) or ``raised`` (``value`` is
     None). A generator's frame that yields has not ended.
+
+    On Python 3.12+ it listens with ``sys.monitoring``: local ``PY_RETURN`` events of the
+    awaited frames' code objects, and ``PY_UNWIND`` (a global event, an exception leaving a
+    frame); code that runs meanwhile pays nothing for its other calls. Before 3.12, or
+    when every monitoring tool id is taken, with ``sys.setprofile``.
     """
 
     def __init__(self) -> None:
         self.awaited: dict[int, tuple[FrameType, Callback]] = {}
         self._previous: Any = None
         self._installed = False
+        self._tool: int | None = None
+        self._codes: set[CodeType] = set()  # the code objects with local events set
 
     def __repr__(self) -> str:
-        return f"<boundary.Watch awaiting {len(self.awaited)}>"
+        how = "monitoring" if self._tool is not None else "profile"
+        return f"<boundary.Watch awaiting {len(self.awaited)} ({how})>"
 
     def await_end(self, frame: FrameType, callback: Callback) -> None:
         """Call ``callback`` when ``frame`` ends."""
         self.awaited[id(frame)] = (frame, callback)
+        if self._monitor(frame.f_code):
+            return
         if not self._installed:
             self._previous = sys.getprofile()
             sys.setprofile(self._profile)
@@ -116,21 +147,62 @@ class Watch:
         self.awaited.clear()
         self._uninstall()
 
+    def _monitor(self, code: CodeType) -> bool:
+        """Listen for ``code``'s returns with sys.monitoring; False when it cannot."""
+        if _MONITORING is None or self._installed:
+            return False
+        if self._tool is None:
+            tool = take_tool_id(_TOOL)
+            if tool is None:
+                return False  # every tool id is taken (coverage.py and others)
+            events = _MONITORING.events
+            _MONITORING.register_callback(tool, events.PY_RETURN, self._returned)
+            _MONITORING.register_callback(tool, events.PY_UNWIND, self._unwound)
+            _MONITORING.set_events(tool, events.PY_UNWIND)
+            self._tool = tool
+        if code not in self._codes:
+            _MONITORING.set_local_events(self._tool, code, _MONITORING.events.PY_RETURN)
+            self._codes.add(code)
+        return True
+
     def _uninstall(self) -> None:
+        if self._tool is not None:
+            for code in self._codes:
+                _MONITORING.set_local_events(self._tool, code, 0)
+            self._codes.clear()
+            _MONITORING.set_events(self._tool, 0)
+            _MONITORING.register_callback(self._tool, _MONITORING.events.PY_RETURN, None)
+            _MONITORING.register_callback(self._tool, _MONITORING.events.PY_UNWIND, None)
+            _MONITORING.free_tool_id(self._tool)
+            self._tool = None
         if self._installed:
             sys.setprofile(self._previous)
             self._installed = False
 
+    # sys.monitoring (3.12+): called from the frame whose code returns or that unwinds
+    def _returned(self, code: CodeType, offset: int, value: Any) -> None:
+        self._ended(sys._getframe(1), "returned", value)
+
+    def _unwound(self, code: CodeType, offset: int, exc: BaseException) -> None:
+        self._ended(sys._getframe(1), "raised", None)
+
+    # sys.setprofile (3.10, 3.11)
     def _profile(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event != "return":
+        if event != "return" or id(frame) not in self.awaited:
             return
+        how = how_it_ended(frame)
+        if how != "yielded":
+            self._ended(frame, how, arg if how == "returned" else None)
+
+    def _ended(self, frame: FrameType, how: str, value: Any) -> None:
         entry = self.awaited.get(id(frame))
         if entry is None or entry[0] is not frame:
             return
-        how = how_it_ended(frame)
-        if how == "yielded":
-            return
         del self.awaited[id(frame)]
+        if self._tool is not None and frame.f_code in self._codes and not any(
+                f.f_code is frame.f_code for f, _ in self.awaited.values()):
+            _MONITORING.set_local_events(self._tool, frame.f_code, 0)
+            self._codes.discard(frame.f_code)
         if not self.awaited:
             self._uninstall()
-        entry[1](frame, how, arg if how == "returned" else None)
+        entry[1](frame, how, value)

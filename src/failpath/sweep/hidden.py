@@ -17,6 +17,7 @@ import sys
 from types import CodeType, FrameType
 from typing import Any
 
+from failpath.sweep.boundary import take_tool_id
 from failpath.sweep.evidence import Scope
 
 PROGRAMMING = (NameError, AttributeError, TypeError)
@@ -43,13 +44,11 @@ class Raised:
         """Watch from now on (this thread)."""
         monitoring = getattr(sys, "monitoring", None)
         if monitoring is not None:
-            for tool in range(6):  # ids 0-5 are for tools; coverage.py takes its own
-                if monitoring.get_tool(tool) is None:
-                    monitoring.use_tool_id(tool, _TOOL)
-                    monitoring.register_callback(tool, monitoring.events.RAISE, self._raise)
-                    monitoring.set_events(tool, monitoring.events.RAISE)
-                    self._tool = tool
-                    return
+            tool = take_tool_id(_TOOL)
+            if tool is not None:  # else every tool id is taken: nothing is watched
+                monitoring.register_callback(tool, monitoring.events.RAISE, self._raise)
+                monitoring.set_events(tool, monitoring.events.RAISE)
+                self._tool = tool
             return
         sys.settrace(self._call)
 
