@@ -54,7 +54,12 @@ QUICK = synth.Knobs(tests=2, points=2, hits=2, prefix_ms=10.0, suffix_ms=1.0,
 
 
 FIXED_LABEL = "fixed (0 units)"
-EXPERIMENT = "fork-at-point+setprofile"
+#: --experiments: label -> (plugin in bench/experiments, what it changes)
+EXPERIMENTS_RUN = {
+    "fork-at-point+setprofile": ("failpath_setprofile", "the boundary watch on sys.setprofile"),
+    "fork-at-point+replay": ("failpath_replay_retries",
+                             "persistent units at retry sites replayed, not forked at the hit"),
+}
 EXPERIMENTS = os.path.join(_HERE, "experiments")
 
 
@@ -85,7 +90,7 @@ def _row(run: harness.SweepRun, b: Basis) -> str:
     floor = b.clean + run.units * b.fork
     marginal = b.marginal(run)
     vs_fork = "-" if marginal is None else f"{marginal / b.fork:.1f}x"
-    return (f"{run.label:22s} {run.units:6d} {run.wall_s:8.2f} {run.units / run.wall_s:8.1f} "
+    return (f"{run.label:26s} {run.units:6d} {run.wall_s:8.2f} {run.units / run.wall_s:8.1f} "
             f"{_ms(b.over_clean(run)):>9s} {_ms(marginal):>9s} "
             f"{harness.mib(run.runner_kib):7.1f} {harness.mib(run.children_kib):7.1f} "
             f"{run.wall_s / floor:8.2f}x {vs_fork:>8s}  {_outcomes(run)}")
@@ -99,10 +104,10 @@ def _outcomes(run: harness.SweepRun) -> str:
 
 def _table(title: str, runs: list[harness.SweepRun], b: Basis) -> None:
     print(f"\n{title}")
-    print(f"{'run':22s} {'units':>6s} {'wall s':>8s} {'units/s':>8s} {'ms/unit':>9s} "
+    print(f"{'run':26s} {'units':>6s} {'wall s':>8s} {'units/s':>8s} {'ms/unit':>9s} "
           f"{'marginal':>9s} {'runner':>7s} {'child':>7s} {'vs floor':>9s} {'vs fork':>8s}"
           "  outcomes [strategy that ran them]")
-    print(f"{'':22s} {'':6s} {'':8s} {'':8s} {'-clean':>9s} {'ms/unit':>9s} {'MiB':>7s} "
+    print(f"{'':26s} {'':6s} {'':8s} {'':8s} {'-clean':>9s} {'ms/unit':>9s} {'MiB':>7s} "
           f"{'MiB':>7s}")
     for run in runs:
         print(_row(run, b))
@@ -197,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forks", type=int, default=None,
                         help="forks timed for the floor (default 200; quick 50)")
     parser.add_argument("--experiments", action="store_true",
-                        help="also run fork-at-point with bench/experiments/"
-                             "failpath_setprofile.py (the boundary watch on sys.setprofile)")
+                        help="also run fork-at-point with each plugin of bench/experiments/ "
+                             "(the behaviour before a fix), side by side")
     parser.add_argument("--jobs", type=int, default=2,
                         help="also run fork-at-point with this many agents (default 2; 1: not)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
@@ -240,20 +245,21 @@ def _run(project: str, knobs: synth.Knobs, strategies: list[str], args: argparse
         suffix = "+cov" if cov else ""
         batch = [_timed(runs, project, s, cov, workdir) for s in strategies]
         if not cov and args.experiments and "fork-at-point" in strategies:
-            batch.append(_timed(runs, project, "fork-at-point", cov, workdir,
-                                label=EXPERIMENT, pytest_args=["-p", "failpath_setprofile"],
-                                env={"PYTHONPATH": EXPERIMENTS}))
+            batch += [_timed(runs, project, "fork-at-point", cov, workdir, label=label,
+                             pytest_args=["-p", plugin], env={"PYTHONPATH": EXPERIMENTS})
+                      for label, (plugin, _what) in EXPERIMENTS_RUN.items()]
         _table("with coverage" if cov else "without coverage (--no-coverage)", batch, b)
         _legend()
         _same_outcomes(batch)
         _ratios(runs, b, suffix)
-        if EXPERIMENT in runs and not cov:
-            exp, fap = runs[EXPERIMENT], runs["fork-at-point"]
-            m_exp, m_fap = b.marginal(exp), b.marginal(fap)
+        for label, (_plugin, what) in EXPERIMENTS_RUN.items():
+            if label not in runs or cov:
+                continue
+            m_exp, m_fap = b.marginal(runs[label]), b.marginal(runs["fork-at-point"])
             if m_exp is not None and m_fap is not None:
-                print(f"experiment the boundary watch on sys.setprofile (Python "
-                      f"{sys.version.split()[0]}): marginal per unit {m_exp * 1e3:.2f} ms, "
-                      f"fork-at-point's {m_fap * 1e3:.2f} ms: {_ratio(m_exp, m_fap):.2f}x")
+                print(f"experiment {what} (Python {sys.version.split()[0]}): marginal per "
+                      f"unit {m_exp * 1e3:.2f} ms, fork-at-point's {m_fap * 1e3:.2f} ms: "
+                      f"{_ratio(m_exp, m_fap):.2f}x")
         if not cov and args.jobs > 1 and "fork-at-point" in strategies:
             _table(f"fork-at-point with --jobs {args.jobs} (no coverage)", [_timed(
                 runs, project, "fork-at-point", cov, workdir, extra=["--jobs", str(args.jobs)],
