@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import errno
+import os
 import sys
 import threading
 import types
@@ -115,6 +116,20 @@ def test_scope_tells_project_test_stdlib_third_party_and_generated(project: Any)
     assert scope.kind(threading.__file__) == "stdlib"
     assert scope.kind(pytest.__file__) == "third-party"
     assert scope.kind("<doctest x[0]>") == "generated"
+
+
+def test_a_scope_keeps_absolute_answers_and_reads_relative_names_where_it_is(
+        project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scope, store, _test = project
+    assert scope.kind(store.__file__) == scope.kind(store.__file__) == "project"
+    other = Scope(str(tmp_path / "elsewhere"))  # another root: its own answer for the file
+    assert other.kind(store.__file__) == "third-party"
+    rel = os.path.relpath(store.__file__, os.path.dirname(os.path.dirname(store.__file__)))
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(store.__file__)))
+    assert scope.kind(rel) == "project"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the same relative name, somewhere else now
+    assert scope.kind(rel) == "third-party"
 
 
 def test_a_project_handler_is_found_with_what_it_does(project: Any) -> None:

@@ -133,6 +133,10 @@ def block_at(frame: FrameType) -> bool | None:
     return None if found is None else found[1]
 
 
+#: Scope.kind's answers for absolute file names, by (scope, file name).
+_PLACE_OF: dict[tuple[Scope, str], str] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which files are the project's (the sweep's root, include and exclude globs)."""
@@ -142,7 +146,21 @@ class Scope:
     exclude: tuple[str, ...] = ()
 
     def kind(self, filename: str) -> str:
-        """The place of ``filename`` (records.PLACES)."""
+        """The place of ``filename`` (records.PLACES).
+
+        Kept per absolute file name (a relative one depends on the working directory):
+        every frame of every traceback and watched call asks, and the answers made in the
+        agent are there in each unit's child.
+        """
+        if filename.startswith("/"):
+            key = (self, filename)
+            found = _PLACE_OF.get(key)
+            if found is None:
+                found = _PLACE_OF[key] = self._kind(filename)
+            return found
+        return self._kind(filename)
+
+    def _kind(self, filename: str) -> str:
         if filename.startswith("<"):
             return "failpath" if filename.startswith("<frozen ") else "generated"
         path = os.path.abspath(filename)
