@@ -87,6 +87,18 @@ def parse(filename: str) -> ast.Module | None:
         return None
 
 
+def parse_project_stack(frame: FrameType | None, scope: Scope) -> None:
+    """Parse the project's files on the stack from ``frame`` up, once per file (the cache of
+    :func:`parse`). The agent does it before it forks a unit's child: the child finds the
+    handler of its failure among these frames (:func:`catch_of`), and would otherwise parse
+    the same sources again in every unit, its cache dying with it."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if scope.kind(name) == "project":
+            parse(name)
+        frame = frame.f_back
+
+
 #: ``try`` statements: ``except*`` (3.11+) has the same fields as ``except``.
 _TRY: tuple[type[ast.AST], ...] = tuple(
     t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None)

@@ -285,18 +285,8 @@ class Agent:
                                  lambda: self.unit_child.fire(hit), self.verdicts.after_child)
             if fault is not None:
                 return fault  # this is the child, which takes the failure path
-            pending += self._persistent_here()
+            pending += self.verdicts.persistent_here(self.forker.tainted)
         return None
-
-    def _persistent_here(self) -> list[Unit]:
-        """The persistent units of the transient units whose handler retried at this hit:
-        forked here too, while the test is at the hit, instead of replayed from the
-        pre-test state after it. Not once the continuation is untrusted (they are replayed
-        then: sweep/verdicts.py ``persist_at_retries``)."""
-        retried, self.verdicts.retried_here = self.verdicts.retried_here, []
-        if self.forker.tainted:
-            return []
-        return [p for u in retried if (p := self.verdicts.persistent_of(u)) is not None]
 
     # -- forking -----------------------------------------------------------------------
     @contextmanager
@@ -313,6 +303,7 @@ class Agent:
         """Fork for one unit. The child becomes the unit's child and returns ``child()`` up
         its own stack; the parent waits for its report, restores the snapshot, hands the
         result to ``conclude`` and returns None."""
+        evidence.parse_project_stack(sys._getframe(1), self.scope)
         running = self.forker.fork(
             lambda fd: self.become_child(unit, fd, strategy, twin=twin),
             self.test.writes if self.test is not None else [], self.unit_pipe)

@@ -145,6 +145,16 @@ class Verdicts:
         self.entries[pid] = self.added[pid] = persistent
         return persistent
 
+    def persistent_here(self, tainted: bool) -> list[Unit]:
+        """The persistent units of the transient units whose handler retried at the hit the
+        agent is at: it forks them there too, while the test is at the hit, instead of
+        replaying them from the pre-test state after it. None once the continuation is
+        untrusted (``tainted``): they are replayed then (:meth:`persist_at_retries`)."""
+        retried, self.retried_here = self.retried_here, []
+        if tainted:
+            return []
+        return [p for u in retried if (p := self.persistent_of(u)) is not None]
+
     def persist_at_retries(self, run_alone: Replay) -> None:
         """Run alone, from the pre-test state, the persistent units of transient units whose
         handler retried and that were not forked at their hit (a unit of another strategy,
