@@ -171,3 +171,27 @@ def test_a_child_dies_with_its_parent() -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def test_agents_started_ahead_are_handed_out_once_and_the_unused_stopped(tmp_path: Path
+                                                                          ) -> None:
+    from failpath import config
+    from failpath.sweep.executor import AgentPool
+    from failpath.sweep.runner import agent_options
+
+    root = _project(tmp_path)
+    settings = config.resolve(str(root), {"quiet": True}, environ={})
+    state = tmp_path / "state"
+    state.mkdir()
+    pool = AgentPool(str(root), lambda baseline: agent_options(str(root), settings, baseline),
+                     [], str(state), lifeline.new_mark())
+    try:
+        pool.start_ahead([1, 2])
+        first, unused = pool.ahead[1], pool.ahead[2]
+        assert pool.spawn(1) is first and first.proc.poll() is None  # waits for its plan
+        again = pool.spawn(1)  # handed out once: a respawn starts a new agent
+        assert again is not first and len(pool.agents) == 3
+    finally:
+        pool.stop_all()
+    assert all(a.proc.poll() is not None for a in (first, unused, again))
+    assert pool.ahead == {} and pool.agents == []

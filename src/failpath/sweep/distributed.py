@@ -404,6 +404,9 @@ class DaskExecutor:
         """Disconnect from the cluster (a local one is shut down)."""
         self._disconnect()
 
+    def while_baseline(self, driver: SweepDriver) -> None:
+        """Nothing: each batch starts its agent on its worker."""
+
     # -- cluster ---------------------------------------------------------------------------
     def _connect(self) -> None:
         address = self.settings.get("scheduler")

@@ -7,7 +7,7 @@ import selectors
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -84,13 +84,28 @@ class AgentPool:
         self.root, self.options, self.pytest_args = root, options, pytest_args
         self.state_dir, self.mark = state_dir, mark
         self.agents: list[AgentProc] = []
+        self.ahead: dict[int, AgentProc] = {}  # started ahead, not yet given a plan
         self.spawned = 0
 
     def __repr__(self) -> str:
         return f"<AgentPool {self.state_dir!r} agents={len(self.agents)}>"
 
+    def start_ahead(self, indices: Iterable[int]) -> None:
+        """Start sweep agents ``indices`` now; :meth:`spawn` hands each out once. One that
+        is never asked for is stopped with the others."""
+        for index in indices:
+            if index not in self.ahead:
+                self.ahead[index] = self._start(index, False)
+
     def spawn(self, index: int, baseline: bool = False) -> AgentProc:
-        """Start agent ``index``."""
+        """Agent ``index``: the one started ahead for it, if alive, else a new one."""
+        ahead = None if baseline else self.ahead.pop(index, None)
+        if ahead is not None and ahead.proc.poll() is None:
+            ahead.last_seen = time.monotonic()  # its silence so far was the wait for this
+            return ahead
+        return self._start(index, baseline)
+
+    def _start(self, index: int, baseline: bool) -> AgentProc:
         self.spawned += 1
         agent = spawn(index, self.root, self.options(baseline), self.pytest_args,
                       self.state_dir, mark=f"{self.mark}/{os.getpid()}.{index}.{self.spawned}")
@@ -105,7 +120,7 @@ class AgentPool:
             else:
                 agent.close()
                 agent.end_children()
-        self.agents = []
+        self.agents, self.ahead = [], {}
 
 
 def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str],

@@ -56,6 +56,9 @@ class Executor(Protocol):
     def close(self) -> None:
         """Let go of what :meth:`open` took."""
 
+    def while_baseline(self, driver: SweepDriver) -> None:
+        """The baseline has started: get what the sweep will need ready meanwhile."""
+
     def sweep(self, driver: SweepDriver, journal: Journal,
               first: agents.AgentProc | None) -> None:
         """Run every pending unit, each result through ``driver.recorded`` (``first``: the
@@ -76,6 +79,11 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Nothing to let go of: the driver's agent pool stops the agents."""
+
+    def while_baseline(self, driver: SweepDriver) -> None:
+        """Start the other ``--jobs`` agents now: they import and collect the suite while
+        the baseline runs, instead of after it (each then waits for its slice)."""
+        driver.pool.start_ahead(range(1, max(1, int(driver.settings["jobs"]))))
 
     def slices(self, driver: SweepDriver, journal: Journal) -> list[Slice]:
         """The pending tests split into ``--jobs`` slices of about equal load."""
@@ -309,6 +317,7 @@ class SweepDriver:
 
     def _baseline(self, journal: Journal) -> agents.AgentProc:
         agent = self.pool.spawn(0, baseline=True)
+        self.executor.while_baseline(self)
         self.on_event("phase", {"phase": "baseline"})
         self.dispatcher.baseline(journal, agent)
         return agent
