@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not (re)install failpath into the targets' venvs")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
-    available = sorted(p.name for p in precision.TARGETS_DIR.iterdir()
-                       if (p / "target.conf").exists()
+    known = precision.TARGETS_DIR.iterdir() if precision.TARGETS_DIR.is_dir() else ()
+    available = sorted(p.name for p in known if (p / "target.conf").exists()
                        and (precision.CACHE / "venvs" / p.name / "bin" / "python").exists())
     names = precision._names(args.targets, available)
     if not names:

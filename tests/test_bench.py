@@ -87,3 +87,17 @@ def test_profile_benchmark_quick_run_shows_the_children_and_the_agent() -> None:
         assert f"\n{title}: " in out and f"{title}: failpath's own work" in out
     # the child's work is sampled from its fork on: the failure path and the report
     assert "TestRun.finish_child (failpath/sweep/testrun.py" in out
+
+
+def test_suites_benchmark_says_when_no_target_is_set_up(tmp_path: Path) -> None:
+    env = dict({k: v for k, v in os.environ.items() if not k.startswith("FAILPATH")},
+               FAILPATH_TARGETS_CACHE=str(tmp_path / "empty"))
+    for strict, code, targets in (([], 0, tmp_path / "none"), (["--strict"], 1, None)):
+        if targets is not None:  # not even the targets' directory
+            env["FAILPATH_SHARED_TARGETS"] = str(targets)
+        else:
+            env.pop("FAILPATH_SHARED_TARGETS", None)
+        proc = subprocess.run([sys.executable, str(BENCH / "suites.py"), *strict],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert proc.returncode == code, proc.stderr[-2000:]
+        assert proc.stdout.startswith("no shared target is set up: run ")
