@@ -238,7 +238,7 @@ class Forker:
                                       else timeout)
         result, status, deadline, extended = self._read(running, unit_id, timeout, deadline)
         hung = result is None and status is None and time.perf_counter() >= deadline
-        status = self._end(running, status)
+        status = self.reap(running, status)
         duration = time.perf_counter() - running.started
         if result is not None:
             return replace(UnitResult.from_json(result), duration_s=duration)
@@ -273,12 +273,12 @@ class Forker:
         finally:
             if not running.keep_reader:
                 running.reader.close()
-        return b"".join(chunks).decode("utf-8", "replace"), self._end(running), hung
+        return b"".join(chunks).decode("utf-8", "replace"), self.reap(running), hung
 
     @staticmethod
-    def _end(running: Running, status: int | None = None) -> int:
+    def reap(running: Running, status: int | None = None) -> int:
         """Kill the process's group and reap the process (unless ``status`` says it was);
-        its wait status."""
+        its wait status. Its pipe is the caller's to close."""
         status = forking.end(running.pid, status)
         if running.proc is not None:
             running.proc.returncode = 0  # reaped here; stops Popen.__del__ warning it runs

@@ -127,7 +127,7 @@ class Journal:
         cur = self.db.execute(
             "UPDATE units SET outcome=?, bug=?, result=?, finished=? "
             "WHERE id=? AND (outcome IS NULL OR outcome='skipped')",
-            (result.outcome, int(result.bug), json.dumps(dict(result.to_json(), id=unit_id)),
+            (result.outcome, int(result.bug), json.dumps(result.to_json(unit_id)),
              time.time(), unit_id))
         return cur.rowcount == 1
 

@@ -619,7 +619,7 @@ class MemoryAgent(Agent):
         result = UnitResult("unreached", "the test did not make the call in this run",
                             child.strategy)
         try:
-            channel.send(child.result_fd, dict(result.to_json(), id=child.unit.id))
+            channel.send(child.result_fd, result.to_json(child.unit.id))
         finally:
             os._exit(0)
 
@@ -634,7 +634,7 @@ class MemoryAgent(Agent):
                 result = _unreached(child.unit, ref, call.name)
             else:
                 result = self.failer.fail_once(call, child.unit, ref, child.strategy)
-            channel.send(child.result_fd, dict(result.to_json(), id=child.unit.id))
+            channel.send(child.result_fd, result.to_json(child.unit.id))
         finally:
             os._exit(0)
 
@@ -756,7 +756,8 @@ def gdb_stack(forker: Forker, gdb: str, call: Call, n: int, persistent: bool,
             out, _ = proc.communicate()
     finally:
         os.close(go_w)
-        forker.drain(running, 0.0)  # its group killed and reaped
+        running.reader.close()  # what the traced call writes there is not read
+        forker.reap(running)
     text = out.decode("utf-8", "replace")
     frames = [ln for ln in text.splitlines() if ln.startswith("#")]
     return "\n".join(frames) if frames else "(gdb showed no stack)\n" + text[-2000:]

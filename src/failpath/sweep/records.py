@@ -349,10 +349,13 @@ class UnitResult:
         """This result as it is sent to the runner: without what only the agent needed."""
         return replace(self, retried=False, released=None, damage=None, evidence=None)
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form sent through the pipes and kept in the journal."""
+    def to_json(self, unit_id: str | None = None) -> dict[str, Any]:
+        """The JSON form sent through the pipes and kept in the journal; with ``unit_id``,
+        the unit's ``id`` too (how a reader matches a result to its unit)."""
         out = _compact(self, _RESULT_ALWAYS)
         out["bug"] = self.bug
+        if unit_id is not None:
+            out["id"] = unit_id
         return out
 
     @classmethod

@@ -153,7 +153,7 @@ class TestRun:
         self.busy = True
         if child.twin:  # its call never ended, or its hit never came
             said = UnitResult("recovered", twin=self.aftermath.snapshot("test-ended"))
-            channel.send(child.result_fd, dict(said.to_json(), id=child.unit.id))
+            channel.send(child.result_fd, said.to_json(child.unit.id))
             os._exit(0)
         try:
             result = self._classify_child(item, child, outcome)
@@ -162,7 +162,7 @@ class TestRun:
                                 f"{describe(exc)}")
         result = replace(result, strategy=result.strategy or child.strategy)
         try:
-            channel.send(child.result_fd, dict(result.to_json(), id=child.unit.id))
+            channel.send(child.result_fd, result.to_json(child.unit.id))
         finally:
             os._exit(0)
 

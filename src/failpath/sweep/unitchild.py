@@ -110,8 +110,8 @@ class UnitChild:
         child.fired = True
 
         def send(facts: dict[str, Any]) -> None:
-            said = UnitResult("recovered", twin=facts).to_json()
-            channel.send(child.result_fd, dict(said, id=child.unit.id))
+            said = UnitResult("recovered", twin=facts)
+            channel.send(child.result_fd, said.to_json(child.unit.id))
             os._exit(0)
 
         if not self.aftermath.watch_from(sys._getframe(1), send,

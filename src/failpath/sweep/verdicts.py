@@ -121,8 +121,8 @@ class Verdicts:
         self.done.add(unit.id)
         if result.retried and unit.mode == "transient":
             self.retry_units.append(unit)
-        message: dict[str, Any] = {"type": "unit", "result": dict(
-            result.reported().to_json(), id=unit.id)}
+        message: dict[str, Any] = {"type": "unit",
+                                   "result": result.reported().to_json(unit.id)}
         added = self.added.get(unit.id)
         if added is not None:
             message["unit"] = added.to_json()
