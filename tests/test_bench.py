@@ -101,3 +101,14 @@ def test_suites_benchmark_says_when_no_target_is_set_up(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, env=env)
         assert proc.returncode == code, proc.stderr[-2000:]
         assert proc.stdout.startswith("no shared target is set up: run ")
+
+
+@pytest.mark.slow
+def test_baseline_benchmark_quick_run_prints_both_tests_and_their_hits() -> None:
+    out = _run("baseline.py", "--quick")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.startswith(("test_one_thread ", "test_threads_contending "))}
+    assert set(rows) == {"test_one_thread", "test_threads_contending"}
+    one = rows["test_one_thread"]
+    assert one[1] == "failpath" and int(one[5]) >= 3 * 500  # stat, open, unlink a cycle
+    assert int(rows["test_threads_contending"][5]) >= 3 * 8 * 20

@@ -169,6 +169,56 @@ def test_digests_tell_content_and_size_apart(tmp_path: Path) -> None:
     assert damage.digest("/dev/null") == "special"
 
 
+def test_a_settled_file_is_read_once_until_it_changes(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "f"
+    path.write_text("abc")
+    reads: list[str] = []
+    real = damage._read_digest
+    monkeypatch.setattr(damage, "_read_digest", lambda p, st: reads.append(p) or real(p, st))
+    now = damage._wall_ns()
+    monkeypatch.setattr(damage, "_wall_ns", lambda: now + 10 * damage.SETTLED_NS)
+    first = damage.digest(str(path))
+    assert damage.digest(str(path)) == first and len(reads) == 1
+    path.write_text("abcd")  # changed: read again
+    assert damage.digest(str(path)) != first and len(reads) == 2
+
+
+def test_a_file_read_in_the_tick_it_changed_in_is_read_again(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A change in the same coarse tick keeps its whole stat key: only its content tells
+    it, so a file that had not settled is never taken from the cache."""
+    path = tmp_path / "f"
+    path.write_text("abc")
+    reads: list[str] = []
+    real = damage._read_digest
+    monkeypatch.setattr(damage, "_read_digest", lambda p, st: reads.append(p) or real(p, st))
+    changed = max(os.lstat(path).st_mtime_ns, os.lstat(path).st_ctime_ns)
+    monkeypatch.setattr(damage, "_wall_ns", lambda: changed + damage.SETTLED_NS // 2)
+    damage.digest(str(path))
+    damage.digest(str(path))
+    assert len(reads) == 2
+
+
+def test_a_file_system_keeping_whole_seconds_makes_a_file_settle_later() -> None:
+    """A file stamped in whole seconds may change again within the same second and keep
+    its times: it settles only after two seconds, a finely stamped one after 50 ms."""
+    second = 1_000_000_000
+    coarse = os.stat_result((0o100644, 1, 1, 1, 0, 0, 3, 0, 0, 0,
+                             0.0, 0.0, 0.0, 0, 7 * second, 7 * second))
+    fine = os.stat_result((0o100644, 1, 1, 1, 0, 0, 3, 0, 0, 0,
+                           0.0, 0.0, 0.0, 0, 7 * second + 1234, 7 * second + 1234))
+    later = 7 * second + 3 * damage.SETTLED_NS
+    assert damage.settled(fine, later)
+    assert not damage.settled(coarse, later)
+    assert damage.settled(coarse, 7 * second + damage.COARSE_SETTLED_NS + 1)
+
+
+def test_an_empty_file_under_proc_is_special_not_empty() -> None:
+    assert damage.digest("/proc/self/status") == "special"
+
+
 # -- judging --------------------------------------------------------------------------------
 OLD, NEW, HALF = "sha1:10:aaa", "sha1:12:bbb", "sha1:4:ccc"
 

@@ -195,3 +195,32 @@ def test_agents_started_ahead_are_handed_out_once_and_the_unused_stopped(tmp_pat
         pool.stop_all()
     assert all(a.proc.poll() is not None for a in (first, unused, again))
     assert pool.ahead == {} and pool.agents == []
+
+
+def test_an_agent_the_watchdog_kills_is_handled_as_a_death(tmp_path: Path) -> None:
+    """The watchdog closes a silent agent's pipe; the next wait for messages reports its
+    EOF instead of registering the closed (and maybe reused) descriptor."""
+    from failpath.sweep import channel, executor
+    from failpath.sweep.dispatch import Dispatcher, Slice
+    from failpath.sweep.records import PlanEntry
+
+    read_fd, write_fd = os.pipe()
+    command_r, command_w = os.pipe()
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    agent = executor.AgentProc(0, proc, channel.Reader(read_fd), command_w,
+                               str(tmp_path / "agent.log"), open(tmp_path / "agent.log", "ab"))
+    try:
+        entry = PlanEntry("tests/test_x.py::test_x", 1, 1.0, timeout=0.0)
+        running = {0: (Slice(0, [entry]), agent)}
+        agent.last_seen = time.monotonic() - 3600
+        Dispatcher.watchdog(running)
+        assert proc.poll() is not None and agent.closed
+        # A new selector may now get the closed descriptor's number.
+        got = list(executor.messages([agent], 0.1))
+        assert got == [(agent, {"type": "eof"})]
+    finally:
+        os.close(write_fd)
+        os.close(command_r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

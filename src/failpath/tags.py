@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import CodeType, FrameType
 
 from failpath import _qualname
@@ -38,16 +38,16 @@ class Tag:
     line: int
     name: str | None = None
     cls: str = "generic"
+    #: The tag's stable identity string, made once: every armed hit reads it.
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.site}#{self.name}" if self.name else self.site)
 
     @property
     def site(self) -> str:
         """``module:function:line``, the call site without the name."""
         return f"{self.module}:{self.function}:{self.line}"
-
-    @property
-    def key(self) -> str:
-        """The tag's stable identity string."""
-        return f"{self.site}#{self.name}" if self.name else self.site
 
     def __str__(self) -> str:
         return self.key

@@ -34,7 +34,8 @@ class HitCounter:
         self.counts: dict[str, int] = {}
         self.hits: dict[str, dict[str, Any]] = {}
         self.last_tag: dict[int, str] = {}  # the hit before, per thread (its context)
-        self._kinds: dict[Any, str] = {}
+        self._kinds: dict[str, str] = {}  # Scope.kind of a code's file
+        self._digests: dict[tuple[Any, ...], str] = {}  # a context's id, by its frames
 
     def __repr__(self) -> str:
         return f"<HitCounter {len(self.counts)} sites, {sum(self.counts.values())} hits>"
@@ -50,7 +51,7 @@ class HitCounter:
 
     def clear(self) -> None:
         """Forget the counts, the records and the contexts (a new baseline run)."""
-        self.counts, self.hits, self.last_tag = {}, {}, {}
+        self.counts, self.hits, self.last_tag, self._digests = {}, {}, {}, {}
 
     def record(self, hit: Hit, n: int) -> None:
         """Keep what the baseline needs of ``hit``, the ``n``-th of its site."""
@@ -84,15 +85,26 @@ class HitCounter:
         a unit (sweep/select.py).
         """
         assert self.scope is not None
-        parts = [self.last_tag.get(threading.get_ident(), "")]
+        parts: list[Any] = [self.last_tag.get(threading.get_ident(), "")]
         frame: FrameType | None = sys._getframe(2)
+        kinds = self._kinds
         while frame is not None and len(parts) < 16:
-            kind = self._kinds.get(frame.f_code)
+            filename = frame.f_code.co_filename  # a str: its hash is kept, a code's is not
+            kind = kinds.get(filename)
             if kind is None:
-                kind = self._kinds[frame.f_code] = self.scope.kind(frame.f_code.co_filename)
+                kind = kinds[filename] = self.scope.kind(filename)
             if kind == "project":
-                parts.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
+                parts.append(filename)
+                parts.append(frame.f_lineno)
             elif kind not in ("stdlib", "failpath"):
                 break
             frame = frame.f_back
-        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+        path = tuple(parts)
+        found = self._digests.get(path)
+        if found is None:
+            if len(self._digests) >= 100_000:  # a test reaching sites by ever new paths
+                self._digests.clear()
+            text = "|".join([parts[0]] + [f"{parts[i]}:{parts[i + 1]}"
+                                          for i in range(1, len(parts), 2)])
+            found = self._digests[path] = hashlib.sha1(text.encode()).hexdigest()[:12]
+        return found

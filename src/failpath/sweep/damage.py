@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 import stat
+import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,8 +46,44 @@ _SKIP = frozenset({"__pycache__", ".failpath", ".git", ".pytest_cache", ".mypy_c
                    ".ruff_cache", ".venv", "venv", "node_modules", ".tox"})
 
 
+#: A file's digest is kept for its next reading only when it last changed this long
+#: before it was read (git's "racily clean" rule): a file system stamps times with a
+#: coarse clock (a tick of up to 10 ms), so a change in the same tick as the reading
+#: keeps all of the stat key, and only a read of the content tells it.
+SETTLED_NS = 50_000_000
+#: The same for a file whose times are whole seconds (a file system that keeps no finer
+#: times: FAT's modification times are even counted in steps of 2 s).
+COARSE_SETTLED_NS = 2_100_000_000
+#: path -> (its stat key, its digest), for files that had settled when read.
+_digests: dict[str, tuple[tuple[int, ...], str]] = {}
+_EMPTY = f"sha1:0:{hashlib.sha1(b'').hexdigest()[:16]}"
+
+
+def _wall_ns() -> int:
+    """The real-time clock file times are stamped from (never a test's frozen clock:
+    freezegun replaces ``time.time_ns``, not ``clock_gettime_ns``)."""
+    if hasattr(time, "clock_gettime_ns"):
+        return time.clock_gettime_ns(time.CLOCK_REALTIME)
+    return time.time_ns()
+
+
+def settled(st: os.stat_result, now_ns: int) -> bool:
+    """True when a file with this stat last changed long enough before ``now_ns`` that a
+    later change must show in its times (:data:`SETTLED_NS`, :data:`COARSE_SETTLED_NS`)."""
+    second = 1_000_000_000
+    coarse = st.st_mtime_ns % second == 0 and st.st_ctime_ns % second == 0
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    return now_ns - changed > (COARSE_SETTLED_NS if coarse else SETTLED_NS)
+
+
 def digest(path: str) -> str:
-    """The content digest of one path (never follows a symlink)."""
+    """The content digest of one path (never follows a symlink).
+
+    A file read before is read again only when its stat key (device, inode, size, mode,
+    modification and change times) changed, or when it had not settled then
+    (:data:`SETTLED_NS`): the recorder digests a file before each write-open, and a
+    lock file is opened at every attempt to take it.
+    """
     try:
         st = os.lstat(path)
     except OSError:
@@ -55,12 +92,37 @@ def digest(path: str) -> str:
         return "dir"
     if stat.S_ISLNK(st.st_mode):
         return f"link:{os.readlink(path)}"
-    if not stat.S_ISREG(st.st_mode) or isolation.protected(path):
+    if not stat.S_ISREG(st.st_mode):
         return "special"
-    if st.st_size <= SQLITE_DUMP_MAX and is_sqlite(path, st.st_ino, st.st_size):
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)
+    known = _digests.get(path)
+    if known is not None and known[0] == key:
+        return known[1]
+    found, by_bytes = _read_digest(path, st)
+    if by_bytes and settled(st, _wall_ns()):
+        if len(_digests) >= MAX_DIGESTS:
+            _digests.clear()
+        _digests[path] = (key, found)
+    return found
+
+
+#: Digests kept at most (a run writing ever new files starts the table again).
+MAX_DIGESTS = 20_000
+
+
+def _read_digest(path: str, st: os.stat_result) -> tuple[str, bool]:
+    """:func:`digest` of a regular file, from its content; and whether that was its bytes
+    (an SQLite database's is its dump, which its write-ahead log changes as well: it has
+    its own cache, :func:`_cached_sqlite_content`)."""
+    if isolation.protected(path):
+        return "special", False  # under /proc, /sys, /dev or /run: its size says nothing
+    if st.st_size == 0:
+        return _EMPTY, True
+    database = is_sqlite(path, st.st_ino, st.st_size)
+    if database and st.st_size <= SQLITE_DUMP_MAX:
         found = _cached_sqlite_content(path)
         if found is not None:
-            return found
+            return found, False
     h = hashlib.sha1()
     try:
         with open(path, "rb") as fh:
@@ -71,8 +133,8 @@ def digest(path: str) -> str:
                 fh.seek(-(MAX_READ // 2), os.SEEK_END)
                 h.update(fh.read())
     except OSError:
-        return f"unreadable:{st.st_size}"
-    return f"sha1:{st.st_size}:{h.hexdigest()[:16]}"
+        return f"unreadable:{st.st_size}", False
+    return f"sha1:{st.st_size}:{h.hexdigest()[:16]}", not database
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"

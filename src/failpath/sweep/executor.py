@@ -150,11 +150,18 @@ def spawn(index: int, root: str, options: dict[str, Any], pytest_args: list[str]
 
 
 def messages(agents: list[AgentProc], timeout: float) -> Iterator[tuple[AgentProc, dict[str, Any]]]:
-    """(agent, message) pairs as they arrive; an EOF yields ``{"type": "eof"}`` once."""
+    """(agent, message) pairs as they arrive; an EOF yields ``{"type": "eof"}`` once.
+
+    An agent killed and closed before it said it was done (the watchdog's) yields its EOF
+    at once: its pipe is closed, and its number may already be another file's.
+    """
+    for agent in agents:
+        if agent.closed and not agent.finished:  # killed (the watchdog): its pipe is gone
+            yield agent, {"type": "eof"}
     sel = selectors.DefaultSelector()
     try:
         for agent in agents:
-            if not agent.finished:
+            if not agent.finished and not agent.closed:
                 sel.register(agent.reader.fd, selectors.EVENT_READ, agent)
         for key, _ in sel.select(timeout):
             agent = key.data

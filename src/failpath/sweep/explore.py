@@ -239,16 +239,18 @@ class Agent:
     # -- the hook ----------------------------------------------------------------------
     def hook(self, hit: Hit) -> Fault | None:
         """Called at every armed hit (installed in ``_state.hooks``)."""
-        if self.busy or self.phase is None:
+        phase = self.phase
+        if self.run.busy or phase is None:
             return None
         key = hit.tag.key
         n = self.counter.next(key)
-        if self.phase != Phase.CHILD or not self.child or not self.child.fired:
-            self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
-        if self.phase == Phase.BASELINE:
+        if phase == Phase.BASELINE:  # the cheapest path: every hit of every test takes it
             self.counter.record(hit, n)
             return None
-        if self.phase == Phase.CHILD:
+        child = self.run.child
+        if phase != Phase.CHILD or not child or not child.fired:
+            self.aftermath.note_hit(hit.tag.cls, sys._getframe(1))
+        if phase == Phase.CHILD:
             return self.unit_child.at_hit(hit, key, n)
         units = self.plan.get((key, n))
         if not units:
