@@ -286,3 +286,31 @@ def test_saturation_never_skips_a_calling_contexts_own_unit(tmp_path: Path) -> N
     skipped = set(journal.skip_site("m:f:1#a", "transient", "raise", reason="saturation"))
     assert skipped == {u.id for u in units if not u.context}
     journal.close()
+
+
+# -- contexts: the project's frames a site is reached through ------------------------------
+class _ThisFileIsTheProject:
+    def kind(self, filename: str) -> str:
+        return "project" if filename == __file__ else "thirdparty"
+
+
+def _ask(counter: Any) -> str:
+    return counter._context("t")  # its frames start at the caller of this function
+
+
+def _descend(counter: Any, depth: int, other_line_at: int) -> str:
+    if depth == 0:
+        return _ask(counter)
+    if depth == other_line_at:
+        return _descend(counter, depth - 1, other_line_at)
+    return _descend(counter, depth - 1, other_line_at)
+
+
+def test_a_context_is_told_by_the_innermost_fifteen_project_frames() -> None:
+    from failpath.sweep.counting import HitCounter
+
+    counter = HitCounter(_ThisFileIsTheProject())  # type: ignore[arg-type]
+    straight = _descend(counter, 20, -1)
+    assert _descend(counter, 20, -1) == straight  # the same path, the same context
+    assert _descend(counter, 20, 12) != straight  # the 13th frame in tells them apart
+    assert _descend(counter, 20, 16) == straight  # the 17th is beyond what is kept

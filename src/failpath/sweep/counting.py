@@ -85,26 +85,25 @@ class HitCounter:
         a unit (sweep/select.py).
         """
         assert self.scope is not None
-        parts: list[Any] = [self.last_tag.get(threading.get_ident(), "")]
+        before = self.last_tag.get(threading.get_ident(), "")
+        frames: list[tuple[str, int]] = []  # (file, line) of each project frame, innermost first
         frame: FrameType | None = sys._getframe(2)
         kinds = self._kinds
-        while frame is not None and len(parts) < 16:
+        while frame is not None and len(frames) < 15:
             filename = frame.f_code.co_filename  # a str: its hash is kept, a code's is not
             kind = kinds.get(filename)
             if kind is None:
                 kind = kinds[filename] = self.scope.kind(filename)
             if kind == "project":
-                parts.append(filename)
-                parts.append(frame.f_lineno)
+                frames.append((filename, frame.f_lineno))
             elif kind not in ("stdlib", "failpath"):
                 break
             frame = frame.f_back
-        path = tuple(parts)
+        path = (before, *frames)
         found = self._digests.get(path)
         if found is None:
             if len(self._digests) >= 100_000:  # a test reaching sites by ever new paths
                 self._digests.clear()
-            text = "|".join([parts[0]] + [f"{parts[i]}:{parts[i + 1]}"
-                                          for i in range(1, len(parts), 2)])
+            text = "|".join([before] + [f"{file}:{line}" for file, line in frames])
             found = self._digests[path] = hashlib.sha1(text.encode()).hexdigest()[:12]
         return found
