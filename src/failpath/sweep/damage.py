@@ -56,6 +56,8 @@ SETTLED_NS = 50_000_000
 COARSE_SETTLED_NS = 2_100_000_000
 #: path -> (its stat key, its digest), for files that had settled when read.
 _digests: dict[str, tuple[tuple[int, ...], str]] = {}
+#: Digests kept at most (a run writing ever new files starts the table again).
+MAX_DIGESTS = 20_000
 _EMPTY = f"sha1:0:{hashlib.sha1(b'').hexdigest()[:16]}"
 
 
@@ -104,10 +106,6 @@ def digest(path: str) -> str:
             _digests.clear()
         _digests[path] = (key, found)
     return found
-
-
-#: Digests kept at most (a run writing ever new files starts the table again).
-MAX_DIGESTS = 20_000
 
 
 def _read_digest(path: str, st: os.stat_result) -> tuple[str, bool]:
