@@ -5,6 +5,7 @@ Usage::
     python bench/profile.py                     # the default project of bench/sweep.py
     python bench/profile.py --quick             # a tiny project, a smoke run
     python bench/profile.py --strategy fork-per-unit --coverage on --top 30
+    python bench/profile.py --clock wall        # wall time: the agent's waits show
 
 It generates bench/sweep.py's synthetic project (the same knobs), sweeps it once with
 ``bench/experiments/failpath_profile.py`` loaded into the agents (a CPU-time sampling
@@ -19,8 +20,11 @@ and prints, in milliseconds of CPU per unit:
   the restore, the aftermath judged when the clean call ends).
 
 The samples are CPU time: the agent's waits for its children do not show (they are the
-children's time). Taking a sample costs a little; compare the shares, and take absolute
-times from bench/sweep.py, which runs without the profiler.
+children's time). ``--clock wall`` samples wall time instead: the agent's table then adds
+up to its life, the waits included (``Forker.wait``), and a child's to its life (a sample
+in wall time costs more: a handler runs every interval, busy or not). Taking a sample
+costs a little; compare the shares, and take absolute times from bench/sweep.py, which
+runs without the profiler.
 """
 
 from __future__ import annotations
@@ -97,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                         choices=("fork-at-point", "fork-per-unit"))
     parser.add_argument("--coverage", choices=("off", "on"), default="off")
     parser.add_argument("--top", type=int, default=25, help="rows per table (default 25)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="sample CPU time (default) or wall time, where the agent's "
+                             "waits for its children show")
     args = parser.parse_args(argv)
     knobs = synth.knobs_from(args)
     with tempfile.TemporaryDirectory(prefix="failpath-profile-") as tmp:
@@ -105,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         os.mkdir(prof_dir)
         run = harness.sweep(project, args.strategy, args.coverage == "on", tmp,
                             pytest_args=["-p", "failpath_profile"],
-                            env={"PYTHONPATH": EXPERIMENTS, "FAILPATH_PROFILE_DIR": prof_dir})
+                            env={"PYTHONPATH": EXPERIMENTS, "FAILPATH_PROFILE_DIR": prof_dir,
+                                 "FAILPATH_PROFILE_CLOCK": args.clock})
         units = max(1, run.units)
+        clock = "CPU" if args.clock == "cpu" else "wall time"
         kinds = Counter(os.path.basename(p)[len("child-"):].rsplit("-", 1)[0]
                         for p in glob.glob(os.path.join(prof_dir, "child-*.txt")))
         print(f"project: {knobs.units} points x hits; swept {run.units} units with "
@@ -119,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{title}: no samples written")
                 continue
             rows, total = table(stacks, units, args.top)
-            print(f"\n{title}: {total:.2f} ms of CPU per unit; the most time on the stack "
+            print(f"\n{title}: {total:.2f} ms of {clock} per unit; the most time on the stack "
                   "(ms per unit: inclusive, own)")
             for inc, leaf, name in rows:
                 print(f"  {inc:9.2f} {leaf:8.2f}  {name}")

@@ -21,6 +21,10 @@ What it does, in one run on one generated project (bench/synth.py):
    unit within 5x of fork-and-wait, with coverage within 1.5x of without, and ``--jobs N``
    at least three quarters of linear up to the machine's cores. ``--strict`` exits 1 when
    one is missed. (Whole suites: bench/suites.py.)
+5. with ``--compare SRC``: fork-at-point without coverage, ``--rounds`` times, alternating
+   this checkout and another one's failpath (``PYTHONPATH=SRC``, e.g. a ``git worktree`` of
+   the commit before a fix, its ``src``), each round with each side's fixed cost too: the
+   medians side by side and their ratio, for a fix's before and after.
 
 The machine may be shared: compare the ratios of one run, not absolute times across runs.
 """
@@ -207,7 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2,
                         help="also run fork-at-point with this many agents (default 2; 1: not)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument("--compare", metavar="SRC",
+                        help="also run fork-at-point (no coverage) with another checkout's "
+                             "failpath (PYTHONPATH=SRC), interleaved with this one's")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of --compare (default 5; the medians are compared)")
     args = parser.parse_args(argv)
+    if args.compare and not os.path.isdir(os.path.join(args.compare, "failpath")):
+        parser.error(f"--compare {args.compare}: no failpath package there (give a "
+                     "checkout's src directory)")
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: at least 1")
     knobs = synth.knobs_from(args)
     strategies = [s for s in args.strategies.split(",") if s]
     unknown = set(strategies) - set(STRATEGIES)
@@ -265,12 +279,56 @@ def _run(project: str, knobs: synth.Knobs, strategies: list[str], args: argparse
                 runs, project, "fork-at-point", cov, workdir, extra=["--jobs", str(args.jobs)],
                 label=f"fork-at-point --jobs {args.jobs}")], b)
     ok = _goals(runs, b, args.jobs)
+    if args.compare:
+        _compare(project, args.compare, args.rounds, workdir)
     for strategy in strategies:
         if strategy + "+cov" in runs and strategy in runs:
             plain, cov_run = runs[strategy], runs[strategy + "+cov"]
             print(f"coverage cost {strategy}: wall {_ratio(cov_run.wall_s, plain.wall_s):.2f}x")
     print("\nall goals met" if ok else "\ngoal missed (see MISS above)")
     return 1 if args.strict and not ok else 0
+
+
+def _compare(project: str, other: str, rounds: int, workdir: str) -> None:
+    """This checkout's fork-at-point beside ``other``'s (a src directory), interleaved."""
+    import statistics
+
+    sides = {"this checkout": {}, f"compared ({other})": {"PYTHONPATH": other}}
+    fixed: dict[str, list[float]] = {name: [] for name in sides}
+    walls: dict[str, list[float]] = {name: [] for name in sides}
+    units: dict[str, set[int]] = {name: set() for name in sides}
+    outcomes: dict[str, set[str]] = {name: set() for name in sides}
+    for r in range(rounds):
+        for i, (name, env) in enumerate(sides.items()):
+            fixed[name].append(harness.sweep(
+                project, "fork-at-point", False, workdir, env=env,
+                extra=["--include", "__no_such_file__.py"], label=f"compare-fixed-{i}").wall_s)
+            run = harness.sweep(project, "fork-at-point", False, workdir, env=env,
+                                label=f"compare-{i}-{r}")
+            walls[name].append(run.wall_s)
+            units[name].add(run.units)
+            outcomes[name].add(_outcomes(run))
+        print(f"  compare round {r + 1}/{rounds}: " + ", ".join(
+            f"{name} {walls[name][-1]:.2f} s" for name in sides), flush=True)
+    print(f"\nfork-at-point (no coverage), {rounds} interleaved rounds, medians")
+    print(f"{'failpath':40s} {'units':>6s} {'fixed s':>8s} {'wall s':>8s} {'marginal':>9s}")
+    marginal: dict[str, float] = {}
+    for name in sides:
+        n = max(units[name])
+        wall, base = statistics.median(walls[name]), statistics.median(fixed[name])
+        marginal[name] = (wall - base) / n
+        print(f"{name:40s} {n:6d} {base:8.2f} {wall:8.2f} "
+              f"{marginal[name] * 1e3:7.2f}ms")
+        if len(units[name]) > 1 or len(outcomes[name]) > 1:
+            print(f"  {name}: units or outcomes differ between rounds: "
+                  f"{sorted(units[name])} {sorted(outcomes[name])}")
+    ours, theirs = outcomes.values()
+    print("outcomes: the same on both sides" if ours == theirs else
+          f"outcomes differ: {sorted(ours)} against {sorted(theirs)}")
+    this, them = (marginal[name] for name in sides)
+    paired = statistics.median(a / b for a, b in zip(*walls.values(), strict=True))
+    print(f"this / compared: marginal per unit {_ratio(this, them):.2f}x, wall "
+          f"{paired:.2f}x (the median of the rounds' ratios)")
 
 
 def _timed(runs: dict[str, harness.SweepRun], project: str, strategy: str, cov: bool,

@@ -55,6 +55,40 @@ def test_sweep_benchmark_quick_run_prints_every_strategy_and_ratio() -> None:
 
 
 @pytest.mark.slow
+def test_sweep_benchmark_compares_another_checkout_round_by_round() -> None:
+    src = str(BENCH.parent / "src")  # the same code on both sides: the same outcomes
+    out = _run("sweep.py", "--quick", "--coverage", "off", "--clean-repeat", "1", "--forks",
+               "20", "--strategies", "fork-at-point", "--jobs", "1", "--compare", src,
+               "--rounds", "2")
+    lines = out.splitlines()
+    assert sum(line.startswith("  compare round ") for line in lines) == 2
+    rows = {line.split()[0]: line.split() for line in lines
+            if line.startswith(("this checkout ", "compared ("))}
+    assert set(rows) == {"this", "compared"}
+    assert rows["this"][2] == rows["compared"][2]  # units
+    assert "outcomes: the same on both sides" in out
+    assert any(line.startswith("this / compared: marginal per unit ") for line in lines)
+
+
+def test_sweep_benchmark_refuses_a_compare_path_without_failpath(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH / "sweep.py"), "--compare",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"--compare {tmp_path}: no failpath package there" in proc.stderr
+
+
+@pytest.mark.slow
+def test_profile_benchmark_samples_wall_time_where_the_agent_waits() -> None:
+    out = _run("profile.py", "--quick", "--clock", "wall", "--top", "200")
+    agent = out.split("\nagent: ", 1)[1]
+    assert agent.split(" per unit;")[0].endswith("ms of wall time")
+    # in wall time the agent's wait for each child's result is among its largest shares
+    # (as CPU time it is next to nothing)
+    own = agent.split("agent: the most own time (ms per unit)\n", 1)[1].splitlines()[:3]
+    assert any("Reader.wait (failpath/sweep/channel.py" in row for row in own), own
+
+
+@pytest.mark.slow
 def test_scaling_benchmark_quick_run_fits_and_writes_the_csv(tmp_path: Path) -> None:
     out = _run("scaling.py", "--quick", "--units", "10,20", "--out", str(tmp_path))
     assert "per-unit cost (least squares):" in out

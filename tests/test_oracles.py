@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from failpath.sweep import oracles
+from failpath.sweep.records import Phase
 
 
 @pytest.fixture
@@ -145,3 +147,72 @@ def test_a_number_an_armed_open_gave_again_is_taken_again(tmp_path: Path) -> Non
         g.close()
     assert before == (os.stat(tmp_path / "a").st_dev, os.stat(tmp_path / "a").st_ino)
     assert now == (os.stat(tmp_path / "b").st_dev, os.stat(tmp_path / "b").st_ino)
+
+
+class _Cycle:
+    """A garbage cycle a test leaves, and what it held, for the collector to find."""
+
+    collected = 0
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _Cycle.collected += 1
+
+
+def test_a_forked_child_freezes_its_heap_and_the_parent_keeps_its_own_freeze() -> None:
+    from failpath.sweep import forking
+
+    gc.freeze()  # the parent's own freeze, as a sweep-phase test holds one
+    try:
+        made = [[i] for i in range(1000)]  # tracked objects made after it
+        before = gc.get_freeze_count()
+
+        def become(write_fd: int) -> None:
+            os.write(write_fd, str(gc.get_freeze_count()).encode())
+            os._exit(0)
+
+        pid, read_fd = forking.fork(become)
+        assert gc.get_freeze_count() == before  # not thawed by the fork
+        with os.fdopen(read_fd, "rb") as fh:
+            child_frozen = int(fh.read())
+        os.waitpid(pid, 0)
+        assert child_frozen >= before + len(made)  # the child froze what it inherited
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("phase", [Phase.SWEEP, Phase.BASELINE])
+def test_a_clean_run_collects_what_its_test_left_and_thaws_the_heap(phase: Phase,
+                                                                    tmp_path: Path) -> None:
+    from failpath.sweep.aftermath import Aftermath
+    from failpath.sweep.evidence import Scope
+    from failpath.sweep.testrun import TestRun
+
+    kept = [_Cycle()]  # made before the test, garbage once the test drops it
+    seen: list[int] = []
+
+    def run_item(item: object) -> dict[str, object]:
+        seen.append(gc.get_freeze_count())
+        kept.clear()
+        for _ in range(3):
+            _Cycle()
+        return {"status": "passed"}
+
+    scope = Scope(str(tmp_path), (), ())
+    aftermath = Aftermath(scope, lambda: [], lambda: frozenset())
+    run = TestRun(None, scope, aftermath, run_item, lambda: phase, lambda: [])
+    gc.collect()
+    _Cycle.collected = 0
+    frozen = gc.get_freeze_count()  # 3.12 starts with some objects there
+    outcome = run.run(object())
+    assert outcome["status"] == "passed" and "delta" in outcome
+    # nothing is left frozen after the test (3.12's thaws with the rest in the sweep)
+    assert gc.get_freeze_count() <= frozen
+    if phase == Phase.SWEEP:  # the heap from before the test is frozen while it runs
+        assert seen[0] > frozen and _Cycle.collected == 3  # and not walked at its end
+    else:  # the baseline measures the test: a full collection
+        assert seen == [frozen] and _Cycle.collected == 4
+    gc.collect()  # the automatic collector's next full pass
+    assert _Cycle.collected == 4

@@ -8,7 +8,8 @@ prints where each millisecond of a unit goes.
 Not cProfile: the aftermath watches the end of the failed call with ``sys.setprofile``
 (sweep/boundary.py), which replaces cProfile's hook. Instead a CPU-time interval timer
 (``ITIMER_PROF``, every :data:`INTERVAL_S`) samples the main thread's stack from its
-``SIGPROF`` handler, each sample weighing the CPU time since the one before. An agent
+``SIGPROF`` handler, each sample weighing the CPU time since the one before
+(``FAILPATH_PROFILE_CLOCK=wall``: wall time, ``ITIMER_REAL`` and ``SIGALRM``). An agent
 samples from pytest's configuration to its last message (``agent-PID.txt``); a unit's
 child (every process ``Agent.become_child`` makes: a unit's,
 a clean twin's, the self-check's; interval timers are not inherited across ``fork``)
@@ -29,6 +30,12 @@ from typing import Any
 import pytest
 
 _DIR = os.environ.get("FAILPATH_PROFILE_DIR", "")
+#: ``FAILPATH_PROFILE_CLOCK=wall``: sample wall time (``ITIMER_REAL``, ``SIGALRM``) instead
+#: of CPU time, so that the agent's waits for its children show, as the waiting frames.
+_WALL = os.environ.get("FAILPATH_PROFILE_CLOCK", "cpu") == "wall"
+_TIMER, _SIGNAL = ((signal.ITIMER_REAL, signal.SIGALRM) if _WALL
+                   else (signal.ITIMER_PROF, signal.SIGPROF))
+_CLOCK = time.perf_counter if _WALL else time.process_time
 INTERVAL_S = 0.0005
 _samples: Counter[str] = Counter()  # CPU seconds by collapsed stack
 _last = [0.0]
@@ -43,7 +50,7 @@ def _where(frame: FrameType) -> str:
 def _sample(signum: int, frame: FrameType | None) -> None:
     # the CPU time since the last sample: the timer fires at the kernel's tick at best,
     # whatever the interval asked for
-    now = time.process_time()
+    now = _CLOCK()
     spent, _last[0] = now - _last[0], now
     stack = []
     while frame is not None:
@@ -54,13 +61,13 @@ def _sample(signum: int, frame: FrameType | None) -> None:
 
 def _start() -> None:
     _samples.clear()
-    _last[0] = time.process_time()
-    signal.signal(signal.SIGPROF, _sample)
-    signal.setitimer(signal.ITIMER_PROF, INTERVAL_S, INTERVAL_S)
+    _last[0] = _CLOCK()
+    signal.signal(_SIGNAL, _sample)
+    signal.setitimer(_TIMER, INTERVAL_S, INTERVAL_S)
 
 
 def _stop(path: str) -> None:
-    signal.setitimer(signal.ITIMER_PROF, 0, 0)
+    signal.setitimer(_TIMER, 0, 0)
     if os.path.exists(path):
         return
     with open(path + ".tmp", "w", encoding="utf-8") as fh:  # whole or not at all

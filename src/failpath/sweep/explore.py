@@ -27,7 +27,7 @@ from typing import Any
 
 from failpath import _state
 from failpath.points import Fault, Hit
-from failpath.stdlib._real import open, os
+from failpath.stdlib._real import os
 from failpath.sweep import channel, children, evidence, lifeline, oracles
 from failpath.sweep.aftermath import Aftermath
 from failpath.sweep.counting import HitCounter
@@ -44,6 +44,8 @@ try:  # imported once here, not in every forked child (a C extension load per un
     import resource as _resource
 except ImportError:  # pragma: no cover - not POSIX
     _resource = None  # type: ignore[assignment]
+#: The page size, the unit of /proc/self/statm.
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @dataclass(slots=True)
@@ -150,14 +152,18 @@ def _own_resource_tracker() -> None:
 
 
 def _vm_bytes() -> int:
+    """This process's address space (``VmSize``), from ``/proc/self/statm``: its first field,
+    in pages (``/proc/self/status`` makes the kernel format forty more fields)."""
     try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
     except OSError:
         return 0
-    return 0
+    try:
+        return int(os.read(fd, 256).split()[0]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+    finally:
+        os.close(fd)
 
 
 def limit_memory(mib: int) -> None:

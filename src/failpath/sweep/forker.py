@@ -162,8 +162,8 @@ class Forker:
         the child's handle.
 
         With ``writes`` (the test's baseline writes) what the test can have written is
-        snapshotted first, and restored by :meth:`finish`. The parent's heap is frozen
-        across the fork (``gc.freeze``), so the child's full collection walks only what
+        snapshotted first, and restored by :meth:`finish`. The child freezes the heap it
+        inherits (``gc.freeze``, sweep/forking.py), so its full collection walks only what
         its failure path made.
         """
         snap, base_before = self._prepare(writes) if writes is not None else (None, set())

@@ -21,21 +21,21 @@ def fork(become: Callable[[int], None], pipe: tuple[int, int] | None = None,
 
     ``pipe``: a ``(read_fd, write_fd)`` pair the caller keeps open (shared by several
     children); without one a new pipe is made, and each side closes the end it does not
-    use. With ``freeze`` the parent's heap is frozen across the fork (``gc.freeze``), so
-    the child's full collection walks only what it makes itself.
+    use. With ``freeze`` the child freezes the heap it inherited (``gc.freeze``, first
+    thing), so its full collections walk only what it makes itself. The freeze is the
+    child's alone: the parent's own (a sweep-phase test's, sweep/testrun.py) is left as it
+    was, where freezing before the fork and thawing after it would end it.
     """
     shared = pipe is not None
     read_fd, write_fd = pipe if pipe is not None else os.pipe()
-    if freeze:
-        gc.freeze()
     pid = os.fork()
     if pid == 0:
+        if freeze:
+            gc.freeze()
         if not shared:
             os.close(read_fd)
         become(write_fd)
         return 0, -1
-    if freeze:
-        gc.unfreeze()
     if not shared:
         os.close(write_fd)
     return pid, read_fd

@@ -14,6 +14,8 @@ off (coverage.py's C tracer owns ``sys.settrace`` there).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import Any
 
@@ -31,6 +33,7 @@ class Raised:
         self.scope = scope
         self.errors: dict[int, tuple[BaseException, str]] = {}
         self._tool: int | None = None
+        self._tracing = False  # sys.settrace is ours (3.10, 3.11)
         self._project: dict[CodeType, bool] = {}
 
     def __repr__(self) -> str:
@@ -51,16 +54,41 @@ class Raised:
                 self._tool = tool
             return
         sys.settrace(self._call)
+        self._tracing = True
 
     def stop(self) -> None:
-        """Stop watching."""
+        """Stop watching (again: nothing)."""
         monitoring = getattr(sys, "monitoring", None)
         if self._tool is not None and monitoring is not None:
             monitoring.set_events(self._tool, 0)
             monitoring.free_tool_id(self._tool)
             self._tool = None
-        elif monitoring is None:
+        elif self._tracing:
             sys.settrace(None)
+            self._tracing = False
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Not watching for a while: failpath's own work (the aftermath's snapshot at the
+        failed call's end) raises nothing of the project's, and on 3.10 and 3.11 every call
+        it makes would pass through the trace function."""
+        monitoring = getattr(sys, "monitoring", None)
+        if self._tool is not None and monitoring is not None:
+            monitoring.set_events(self._tool, 0)
+            try:
+                yield
+            finally:
+                if self._tool is not None:
+                    monitoring.set_events(self._tool, monitoring.events.RAISE)
+        elif self._tracing:
+            sys.settrace(None)
+            try:
+                yield
+            finally:
+                if self._tracing:
+                    sys.settrace(self._call)
+        else:
+            yield
 
     def _is_project(self, code: CodeType) -> bool:
         known = self._project.get(code)
@@ -82,7 +110,11 @@ class Raised:
 
     # sys.settrace (3.10, 3.11): no line events, exceptions only
     def _call(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if event != "call" or not self._is_project(frame.f_code):
+        # every call of every frame comes here: the cached answer without another call
+        known = self._project.get(frame.f_code)
+        if known is None:
+            known = self._is_project(frame.f_code)
+        if not known or event != "call":
             return None
         frame.f_trace_lines = False
         return self._local

@@ -410,9 +410,10 @@ def close_test_owned(final: BaseException | None, test_code: Any, limit: int = 2
 def settle() -> None:
     """Drop what tests leave for the collector, so unclosed objects warn now.
 
-    A full collection. In a unit's child it is cheap: the agent froze its heap before the
-    fork (``gc.freeze``), so it walks only what the failure path made; a cycle through
-    frozen objects is left for :func:`thaw`, used only when a leak is suspected.
+    A full collection. In a unit's child it is cheap: the child froze the heap it
+    inherited at the fork (``gc.freeze``), so it walks only what the failure path made; a
+    cycle through frozen objects is left for :func:`thaw`, used only when a leak is
+    suspected.
     """
     for name in ("last_type", "last_value", "last_traceback", "last_exc"):
         if hasattr(sys, name):

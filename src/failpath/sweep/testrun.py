@@ -10,6 +10,7 @@ sent through the result pipe, after which the child exits.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import Counter
@@ -119,16 +120,27 @@ class TestRun:
         self.invariant_failures = []
         self.run_tmp_before = frozenset(self.tmp_roots())
         self.aftermath.start_run(tracking=self.phase() in (Phase.SWEEP, Phase.CHILD))
+        # A sweep's clean run (fork-at-point's parent) is not measured (its children are,
+        # against the baseline's): its collection at the end only tidies up after the test.
+        # The heap from before the test is frozen meanwhile, so that collection walks only
+        # what the test made, not pytest's and the suite's whole heap twice per test.
+        tidy_only = self.phase() == Phase.SWEEP
         with oracles.resource_warnings() as warns, oracles.unraisable() as ignored:
             self.warns = warns
             self.test_start = oracles.Resources.now()
             self.test_threads = {t.ident for t in threading.enumerate() if t.ident}
-            outcome = self.run_item_fn(item)
-            if self.phase() == Phase.CHILD:
-                return outcome
-            outcome.pop("exc", None)  # nothing of the run is held past here
-            oracles.join_new_threads(self.test_threads)
-            oracles.settle()
+            if tidy_only:
+                gc.freeze()
+            try:
+                outcome = self.run_item_fn(item)
+                if self.phase() == Phase.CHILD:
+                    return outcome  # a unit's child: it freezes its heap at the fork
+                outcome.pop("exc", None)  # nothing of the run is held past here
+                oracles.join_new_threads(self.test_threads)
+                oracles.settle()
+            finally:
+                if tidy_only and self.phase() != Phase.CHILD:
+                    gc.unfreeze()
         after = oracles.Resources.now()
         delta = oracles.Delta.between(self.test_start, after, warns, ignored)
         delta.temps = self._temp_leftovers()
@@ -151,6 +163,8 @@ class TestRun:
             os._exit(0)  # a process the test forked came back here: it has nothing to say
         assert child is not None
         self.busy = True
+        if child.hidden is not None:  # the test is over, and with it the failure path
+            child.hidden.stop()
         if child.twin:  # its call never ended, or its hit never came
             said = UnitResult("recovered", twin=self.aftermath.snapshot("test-ended"))
             channel.send(child.result_fd, said.to_json(child.unit.id))
@@ -207,7 +221,6 @@ class TestRun:
         """Programming errors the project raised on the failure path and swallowed."""
         if child.hidden is None:
             return ()
-        child.hidden.stop()
         out = []
         for exc, where in child.hidden.swallowed(final):
             catch = evidence.catch_of(exc, self.scope)
