@@ -166,21 +166,31 @@ def test_a_forked_child_freezes_its_heap_and_the_parent_keeps_its_own_freeze() -
 
     gc.freeze()  # the parent's own freeze, as a sweep-phase test holds one
     try:
-        made = [[i] for i in range(1000)]  # tracked objects made after it
-        before = gc.get_freeze_count()
+        made = [[i] for i in range(10)]  # tracked objects made after it: collectable here
+        assert _collectable(made[0])
 
-        def become(write_fd: int) -> None:
-            os.write(write_fd, str(gc.get_freeze_count()).encode())
+        def become(write_fd: int) -> None:  # is what it inherited left out of collections?
+            os.write(write_fd, b"yes" if not _collectable(made[0]) else b"no")
             os._exit(0)
 
         pid, read_fd = forking.fork(become)
-        assert gc.get_freeze_count() == before  # not thawed by the fork
+        parent_still_frozen = not _collectable(kept_from_before)
         with os.fdopen(read_fd, "rb") as fh:
-            child_frozen = int(fh.read())
+            answer = fh.read()
         os.waitpid(pid, 0)
-        assert child_frozen >= before + len(made)  # the child froze what it inherited
+        assert answer == b"yes"  # the child froze what it inherited
+        assert parent_still_frozen and _collectable(made[0])  # the parent's freeze is as it was
     finally:
         gc.unfreeze()
+
+
+def _collectable(obj: object) -> bool:
+    """``obj`` is in one of the collector's generations, not frozen."""
+    return any(o is obj for o in gc.get_objects())
+
+
+#: an object older than any test: frozen while a test's freeze holds
+kept_from_before: list[int] = [1]
 
 
 @pytest.mark.parametrize("phase", [Phase.SWEEP, Phase.BASELINE])
