@@ -23,7 +23,6 @@ import stat
 import threading
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from types import FrameType
 from typing import Any
@@ -86,9 +85,6 @@ class Aftermath:
         self.held_ids: oracles.FdIds = {}  # the fds behind held_before
         self.sizes_at_call_start: dict[str, int] = {}
         self.existed_at_call_start: set[str] = set()  # no orphans of the failing call
-        #: around failpath's own work at a watched call's end (a unit's child pauses its
-        #: hidden-error watch there: sweep/hidden.py)
-        self.own_work: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     def __repr__(self) -> str:
         return (f"<Aftermath tracking={self.tracking} {len(self.before)} before-digests, "
@@ -277,10 +273,6 @@ class Aftermath:
             return False
 
         def ended(end: FrameType, how: str, value: Any) -> None:
-            with self.own_work():
-                judged(end, how, value)
-
-        def judged(end: FrameType, how: str, value: Any) -> None:
             facts = self.snapshot(how, made(end, how, value))
             with bypass():
                 started = oracles.child_processes() - self.children_at_fault

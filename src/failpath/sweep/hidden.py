@@ -14,8 +14,6 @@ off (coverage.py's C tracer owns ``sys.settrace`` there).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import Any
 
@@ -66,29 +64,6 @@ class Raised:
         elif self._tracing:
             sys.settrace(None)
             self._tracing = False
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Not watching for a while: failpath's own work (the aftermath's snapshot at the
-        failed call's end) raises nothing of the project's, and on 3.10 and 3.11 every call
-        it makes would pass through the trace function."""
-        monitoring = getattr(sys, "monitoring", None)
-        if self._tool is not None and monitoring is not None:
-            monitoring.set_events(self._tool, 0)
-            try:
-                yield
-            finally:
-                if self._tool is not None:
-                    monitoring.set_events(self._tool, monitoring.events.RAISE)
-        elif self._tracing:
-            sys.settrace(None)
-            try:
-                yield
-            finally:
-                if self._tracing:
-                    sys.settrace(self._call)
-        else:
-            yield
 
     def _is_project(self, code: CodeType) -> bool:
         known = self._project.get(code)

@@ -100,7 +100,6 @@ class UnitChild:
         hidden = Raised(self.scope)
         if hidden.available(self.cov is not None):
             child.hidden = hidden
-            self.aftermath.own_work = hidden.paused
             hidden.start()
         return fault
 
