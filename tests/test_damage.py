@@ -858,3 +858,31 @@ def test_an_unchanged_sqlite_database_is_not_dumped_again_a_changed_one_is(
     conn.execute("commit")
     assert damage.digest(db) not in (first, second)
     conn.close()
+
+
+def test_the_next_call_from_the_same_line_has_its_own_start_in_a_reused_frame(
+        code: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a loop appends a line per call; the allocator may give the next call's frame the
+    # address of the one before, so both calls have one key: the position going back
+    # (open, then write, then open again) still tells the second call from the first
+    log = tmp_path / "log"
+    log.write_text("one\n")
+    after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(log)}))
+    after.start_run(tracking=True)
+    positions = iter([10, 20, 10, 20])
+    monkeypatch.setattr(after, "_call_key", lambda frame: (("one frame",), next(positions)))
+    here = sys._getframe()
+    after.note_hit("io:open", here)  # the first call: its open, then its write
+    after.note_hit("io:write", here)
+    with open(log, "a") as fh:
+        fh.write("two\n")
+    after.note_hit("io:open", here)  # the second call, in the same frame
+    after.note_write(str(log))  # its write-open: the file holds 8 bytes
+    with open(log, "a") as fh:
+        fh.write("t")  # cut short: an append that lost nothing the file held
+    after.mark_fault(here)
+    facts = after.snapshot("returned")
+    assert facts["kept"] == [str(log)]
+    clean = {"how": "returned", "listing": {str(log): "sha1:14:0123456789abcdef"},
+             "places": facts["places"], "value": None}  # the clean run: all three lines
+    assert aftermath.findings(facts, clean, None)[1] == ()

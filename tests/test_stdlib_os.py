@@ -307,6 +307,22 @@ def test_closing_what_nothing_was_written_through_since_is_not_a_point(tmp_path:
     assert rule.fired == 2
 
 
+def test_a_descriptor_number_another_file_took_over_is_a_point_again(tmp_path: Path) -> None:
+    # what an armed os.open knew of its descriptor holds for that file only: closed while
+    # disarmed, its number can come back for another file, written behind failpath's back
+    with failpath.inject("name os.close") as rule:
+        fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
+    os.close(fd)  # disarmed: the armed close never saw it
+    other = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)
+    assert other == fd  # the lowest free number
+    os.write(other, b"data")
+    with failpath.inject("name os.close") as rule:
+        with pytest.raises(OSError) as info:
+            os.close(other)
+    expect(info.value, errno.EIO)
+    assert rule.fired == 1
+
+
 def test_closing_a_read_only_descriptor_is_not_a_point(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     read_only = os.open(tmp_path / "f", os.O_RDONLY)

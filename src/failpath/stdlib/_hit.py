@@ -112,9 +112,11 @@ def fault_at(
     set to the marked default error, for operations that report a short transfer by
     raising (buffered writes, ``sendall``).
     """
-    if _real.bypassed():
+    tls = _real._tls  # _real.bypassed() and enter(), inline: every armed hit comes here
+    depth = getattr(tls, "depth", 0)
+    if depth:
         return None
-    _real.enter()  # before tagging: naming a site may read its source (linecache stats)
+    tls.depth = 1  # before tagging: naming a site may read its source (linecache stats)
     try:
         site = _call_site(sys._getframe(1))
         if site is None:
@@ -127,7 +129,7 @@ def fault_at(
             _add_filename2(fault.exc, filename, filename2)
         return fault
     finally:
-        _real.leave()
+        tls.depth -= 1
 
 
 def foreign() -> bool:
@@ -154,11 +156,12 @@ def _short_with_error(fault: Fault, tag: tags.Tag, error: ErrorSpec, filename: A
 
 def nested(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn(*args)`` with instrumentation bypassed on this thread (one point per call)."""
-    _real.enter()
+    tls = _real._tls  # _real.enter() and leave(), inline
+    tls.depth = getattr(tls, "depth", 0) + 1
     try:
         return fn(*args)
     finally:
-        _real.leave()
+        tls.depth -= 1
 
 
 def call(fault: Fault | None, fn: Callable[..., Any], *args: Any,

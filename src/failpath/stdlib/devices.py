@@ -62,13 +62,27 @@ def writes_back(fd: int) -> bool:
     return flags & os.O_ACCMODE != os.O_RDONLY
 
 
-def closing_writes_back(fd: int) -> bool:
-    """For ``os.close(fd)``: :func:`writes_back`, and not known to have had nothing written
-    through it. The close of a descriptor ``os.open`` opened while armed, with no write
-    through it since (a lock file's fd, the fd ``mkstemp`` returns that its caller closes
-    at once) or since its last ``os.fsync``, has nothing to write back either, so it does
-    not fail."""
-    return writes_back(fd) and not unwritten(fd)
+def close_can_fail(fd: Any) -> bool:
+    """For ``os.close(fd)``: whether the close can report an error (is a point).
+
+    Only a :data:`FILE` that :func:`writes_back`, and that is not known to have had nothing
+    written through it: the close of a descriptor ``os.open`` opened while armed, with no
+    write through it since (a lock file's fd, the fd ``mkstemp`` returns that its caller
+    closes at once) or since its last ``os.fsync``, has nothing to write back either, so it
+    does not fail. The file's kind and identity come from one ``fstat``, and the access
+    mode is read only when that does not decide it: between threads contending for a lock
+    file, every call that releases the interpreter lock hands it to another thread.
+    """
+    try:
+        st = _real.real_os_fstat(fd)
+    except (OSError, ValueError, TypeError, OverflowError):
+        return False  # not open: the real close raises its own error
+    mode = st.st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode):
+        return False  # a device, pipe, socket or directory: nothing to write back
+    if _unwritten.pop(fd, None) == (st.st_dev, st.st_ino):
+        return False  # forgotten from here on, as it is closed
+    return writes_back(fd)
 
 
 def unwritten(fd: int) -> bool:

@@ -160,7 +160,7 @@ def _close_error(f: Any) -> defaults.OSErrorShape | None:
     """EIO on storage opened for writing; EPIPE where buffered data may meet a closed
     reader; else None (closing a read-only file, a device or a read end does not fail,
     nor closing a file opened while armed that nothing was written through: its close
-    has nothing to write back, see :func:`devices.closing_writes_back`)."""
+    has nothing to write back, see :func:`devices.close_can_fail`)."""
     found = devices.of_file(f)
     if found == devices.FILE:
         return defaults.EIO if devices.writes_back(f.fileno()) else None

@@ -151,7 +151,8 @@ class Aftermath:
             return
         key, at = found
         thread = threading.get_ident()
-        if self._new_fd_call(thread, key, at):
+        new_call = self._new_fd_call(thread, key, at)
+        if new_call:
             with bypass():
                 self.call_fds[thread] = (key, at, oracles.fd_identities(fresh=False))
         else:
@@ -159,7 +160,11 @@ class Aftermath:
         if cls in LOOKS_ONLY:
             return
         last = self.calls.get(thread)
-        if last is None or last[0] != key:
+        # A frame's address comes back for the next call from the same line (a loop), as
+        # the allocator gives it: the position going back tells that call from the one
+        # before too, or its files would be judged from the earlier call's start, and a
+        # verdict would hang on where the allocator put a frame.
+        if last is None or last[0] != key or new_call:
             with bypass():
                 stats = {p: _stat_key(p) for p in self.written()}
                 # SQLite rolls a failed transaction back by writing the old pages again:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 #: Contexts a baseline tells apart per call site (sweep/select.py gives each a unit).
 MAX_CONTEXTS = 8
+#: The project frames (innermost first) that make a hit's context.
+MAX_FRAMES = 15
+#: What the context's walk does at a frame: count it, pass over it, or end there.
+_COUNT, _PASS, _END = object(), object(), object()
 
 
 class HitCounter:
@@ -34,7 +38,7 @@ class HitCounter:
         self.counts: dict[str, int] = {}
         self.hits: dict[str, dict[str, Any]] = {}
         self.last_tag: dict[int, str] = {}  # the hit before, per thread (its context)
-        self._kinds: dict[str, str] = {}  # Scope.kind of a code's file
+        self._walk: dict[str, object] = {}  # _COUNT, _PASS or _END, by a code's file
         self._digests: dict[tuple[Any, ...], str] = {}  # a context's id, by its frames
 
     def __repr__(self) -> str:
@@ -70,40 +74,54 @@ class HitCounter:
         if self.scope is None:
             return
         contexts = rec["contexts"]
-        context = self._context(hit.tag.key)
+        ident = threading.get_ident()
+        context = self._context(self.last_tag.get(ident, ""))
         if context in contexts:
             contexts[context][1] += 1
         elif len(contexts) < MAX_CONTEXTS:
             contexts[context] = [n, 1]  # the first hit in this context, and how many
-        self.last_tag[threading.get_ident()] = hit.tag.key
+        self.last_tag[ident] = hit.tag.key
 
-    def _context(self, tag: str) -> str:
-        """How this hit was reached: the project's frames on the stack, and the hit before.
+    def _context(self, before: str) -> str:
+        """How this hit was reached: the project's frames on the stack, and the hit before
+        it on this thread (``before``, its site).
 
         A site reached by two paths (the first write of a key, and an overwrite that
         deletes the old file first) gets a context for each; the planner gives each one
-        a unit (sweep/select.py).
+        a unit (sweep/select.py). Every armed hit of a baseline comes here, so the walk
+        keeps per file name only whether its frames count, are passed over or end it.
         """
         assert self.scope is not None
-        before = self.last_tag.get(threading.get_ident(), "")
-        frames: list[tuple[str, int]] = []  # (file, line) of each project frame, innermost first
+        path: list[Any] = [before]  # then the (file, line) of each project frame, innermost first
         frame: FrameType | None = sys._getframe(2)
-        kinds = self._kinds
-        while frame is not None and len(frames) < 15:
+        walk = self._walk
+        left = MAX_FRAMES
+        while frame is not None:
             filename = frame.f_code.co_filename  # a str: its hash is kept, a code's is not
-            kind = kinds.get(filename)
-            if kind is None:
-                kind = kinds[filename] = self.scope.kind(filename)
-            if kind == "project":
-                frames.append((filename, frame.f_lineno))
-            elif kind not in ("stdlib", "failpath"):
+            step = walk.get(filename)
+            if step is None:
+                step = walk[filename] = self._step(filename)
+            if step is _COUNT:
+                path.append((filename, frame.f_lineno))
+                left -= 1
+                if not left:
+                    break
+            elif step is _END:
                 break
             frame = frame.f_back
-        path = (before, *frames)
-        found = self._digests.get(path)
+        key = tuple(path)
+        found = self._digests.get(key)
         if found is None:
             if len(self._digests) >= 100_000:  # a test reaching sites by ever new paths
                 self._digests.clear()
-            text = "|".join([before] + [f"{file}:{line}" for file, line in frames])
-            found = self._digests[path] = hashlib.sha1(text.encode()).hexdigest()[:12]
+            text = "|".join([before] + [f"{file}:{line}" for file, line in path[1:]])
+            found = self._digests[key] = hashlib.sha1(text.encode()).hexdigest()[:12]
         return found
+
+    def _step(self, filename: str) -> object:
+        """What the context's walk does at a frame of ``filename``."""
+        assert self.scope is not None
+        kind = self.scope.kind(filename)
+        if kind == "project":
+            return _COUNT
+        return _PASS if kind in ("stdlib", "failpath") else _END
