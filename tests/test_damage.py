@@ -886,3 +886,32 @@ def test_the_next_call_from_the_same_line_has_its_own_start_in_a_reused_frame(
     clean = {"how": "returned", "listing": {str(log): "sha1:14:0123456789abcdef"},
              "places": facts["places"], "value": None}  # the clean run: all three lines
     assert aftermath.findings(facts, clean, None)[1] == ()
+
+
+def test_a_call_that_looks_first_still_takes_its_own_start_in_a_reused_frame(
+        code: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # safer's test_str: a loop saves a file with a call from one line, and empties it
+    # between rounds. Each call first looks (os.path.exists), then writes. When the
+    # second call's frame has the first one's address, its look is where the new call
+    # shows: its write must still take the state at its own start (empty), not the first
+    # call's (no file yet), or the file it left as it found it is judged torn.
+    saved = tmp_path / "one"
+    after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(saved)}))
+    after.start_run(tracking=True)
+    positions = iter([5, 10, 5, 10, 10])
+    monkeypatch.setattr(after, "_call_key", lambda frame: (("one frame",), next(positions)))
+    here = sys._getframe()
+    after.note_hit("io:stat", here)  # the first call: it looks, then writes
+    after.note_hit("io:open", here)
+    after.note_write(str(saved))
+    saved.write_text("one two")
+    saved.write_text("")  # the test empties the file between the rounds
+    after.note_hit("io:stat", here)  # the second call, in the same frame
+    after.note_hit("io:open", here)  # its write, which fails
+    after.mark_fault(here)
+    facts = after.snapshot("raised")
+    assert facts["existed"] == [str(saved)]
+    assert facts["call_start"] == {str(saved): damage.digest(str(saved))}
+    clean = {"how": "returned", "listing": {str(saved): "sha1:7:0123456789abcdef"},
+             "places": facts["places"], "value": None}  # the clean run saved "one two"
+    assert aftermath.findings(facts, clean, None)[1] == ()

@@ -153,6 +153,13 @@ class Aftermath:
         thread = threading.get_ident()
         new_call = self._new_fd_call(thread, key, at)
         if new_call:
+            # A frame's address comes back for the next call from the same line (a loop),
+            # as the allocator gives it: the position going back tells that call from the
+            # one before too. The earlier call's start is dropped here, at the new call's
+            # first operation, even when that one only looks (an ``exists`` before the
+            # write): else its files would be judged from the earlier call's start, and a
+            # verdict would hang on where the allocator put a frame.
+            self.calls.pop(thread, None)
             with bypass():
                 self.call_fds[thread] = (key, at, oracles.fd_identities(fresh=False))
         else:
@@ -160,11 +167,7 @@ class Aftermath:
         if cls in LOOKS_ONLY:
             return
         last = self.calls.get(thread)
-        # A frame's address comes back for the next call from the same line (a loop), as
-        # the allocator gives it: the position going back tells that call from the one
-        # before too, or its files would be judged from the earlier call's start, and a
-        # verdict would hang on where the allocator put a frame.
-        if last is None or last[0] != key or new_call:
+        if last is None or last[0] != key:
             with bypass():
                 stats = {p: _stat_key(p) for p in self.written()}
                 # SQLite rolls a failed transaction back by writing the old pages again:
