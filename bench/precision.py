@@ -21,8 +21,10 @@ Usage::
   ``$FAILPATH_TARGETS_CACHE``): each is swept with default options through its own venv
   (failpath installed into it from this checkout). Reported bug groups are matched by
   (outcome, call site) to ``bench/labels/targets.json``, the hand-reviewed verdicts; a
-  group no label covers is listed as unlabeled, to be reviewed and added. Recall is over
-  the real bugs known there (reported ones and ``missed`` ones).
+  group no label covers is listed as unlabeled, to be reviewed and added. A label's
+  ``tests`` entries give the units of some tests their own verdict (the same site and
+  outcome, another bug there). Recall is over the real bugs known there (reported ones and
+  ``missed`` ones).
 
 Every sweep runs as a subprocess with a private copy (corpus) or in the target's own tree
 (targets); nothing is timed here.
@@ -215,33 +217,56 @@ def sweep_target(name: str, keep: Path | None, install: bool) -> tuple[dict[str,
     return result, seconds
 
 
+def _unit_verdict(group: dict[str, Any] | None, test: str) -> str | None:
+    """A group's verdict for one of its units: a ``tests`` entry whose pattern matches the
+    unit's test (one site and outcome, another bug in another test), else the group's."""
+    if group is None:
+        return None
+    for entry in group.get("tests", []):
+        if fnmatch.fnmatchcase(test, entry["test"]):
+            return entry["verdict"]
+    return group["verdict"]
+
+
 def score_target(name: str, result: dict[str, Any], labels: dict[str, Any]) -> Score:
-    """Precision against the hand-reviewed verdicts; recall over the known real bugs."""
+    """Precision against the hand-reviewed verdicts; recall over the known real bugs.
+
+    A reported group is real when one of its units is (a group's label can name tests
+    whose units there are another bug than the rest: ``tests``), false when all are false,
+    unlabeled otherwise."""
     score = Score(name, units=len(result.get("units", [])))
-    verdicts = {(g["outcome"], g["tag"]): g["verdict"] for g in labels.get("groups", [])}
-    groups: set[tuple[str, str]] = set()
+    by_key = {(g["outcome"], g["tag"]): g for g in labels.get("groups", [])}
+    verdicts = {key: g["verdict"] for key, g in by_key.items()}
+    groups: dict[tuple[str, str], list[str]] = {}
     for unit in result.get("units", []):
         score.outcomes[unit["outcome"]] += 1
         score.disagreements += int(bool(unit.get("disagreement")))
         if unit["bug"]:
-            groups.add((unit["outcome"], unit["point"]["tag"]))
-    for key in sorted(groups):
-        verdict = verdicts.get(key)
+            groups.setdefault((unit["outcome"], unit["point"]["tag"]), []).append(unit["test"])
+    for key, tests in sorted(groups.items()):
+        unit_verdicts = {_unit_verdict(by_key.get(key), t) for t in tests}
+        verdict = "real" if "real" in unit_verdicts else \
+            None if None in unit_verdicts else "false"
         text = f"{key[0]} {key[1]}"
         {"real": score.real, "false": score.false}.get(verdict or "", score.unlabeled).append(
             text)
-    bugs = {(u["outcome"], u["point"]["tag"]) for u in result.get("units", []) if u["bug"]}
     for g in labels.get("groups", []):
+        key = (g["outcome"], g["tag"])
+        text = f"{g['outcome']} {g['tag']}"
         if g["verdict"] == "real":
-            text = f"{g['outcome']} {g['tag']}"
             score.expected.append(text)
-            if (g["outcome"], g["tag"]) in bugs:
+            if key in groups:
                 score.found.append(text)
+        for entry in g.get("tests", []):
+            if entry["verdict"] == "real":
+                score.expected.append(f"{text} [{entry['test']}]")
+                if any(fnmatch.fnmatchcase(t, entry["test"]) for t in groups.get(key, [])):
+                    score.found.append(f"{text} [{entry['test']}]")
     for m in labels.get("missed", []):
         text = f"(missed before) {'/'.join(m['expect'])} {m['tag']}"
         score.expected.append(text)
         if any(o in m["expect"] and fnmatch.fnmatchcase(t, m["tag"])
-               and verdicts.get((o, t)) != "false" for o, t in bugs):
+               and verdicts.get((o, t)) != "false" for o, t in groups):
             score.found.append(text)
     return score
 

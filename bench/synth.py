@@ -20,6 +20,13 @@ mode), all of which should come out ``recovered``. Points alternate between
 ``failpath.point`` calls and, when ``--fsync`` is on, instrumented ``os.fsync`` calls on a
 file in the test's ``tmp_path``. A ``--threads`` share of the tests keep a second thread
 alive while the points are hit, which makes fork-at-point defer them to fork-per-unit.
+
+The prefix and suffix wait for wall time by default: whatever failpath's hooks cost while
+they run is hidden in them. With ``--fixed-work`` they are a fixed number of steps (a
+Python call and a C call each), counted when the project is generated to take their
+milliseconds in a plain process: a hook that slows the code that runs meanwhile (the
+boundary's watch while a failed call is awaited) then shows in the sweep's time, as it
+does in real code.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ class Knobs:
     import_s: float = 0.3
     threads: float = 0.0
     fsync: bool = True
+    steps_per_ms: int = 0  # > 0: prefix and suffix are fixed work (--fixed-work)
 
     @property
     def units(self) -> int:
@@ -85,15 +93,29 @@ import failpath
 KNOBS = {asdict(k)!r}
 
 
+def _step(n: int) -> int:
+    return n + 1
+
+
 def busy(ms: float) -> None:
-    """Keep the CPU busy for ``ms`` milliseconds of wall time."""
+    """Keep the CPU busy for ``ms`` milliseconds of wall time (or, with fixed work, for as
+    many steps as took that long in a plain process)."""
+    steps = int(ms * KNOBS["steps_per_ms"])
+    if steps:
+        n = 0
+        for _ in range(steps):
+            n = _step(n)
+            time.perf_counter()
+        return
     end = time.perf_counter() + ms / 1000.0
     n = 0
     while time.perf_counter() < end:
         n += 1
 
 
-busy(KNOBS["import_s"] * 1000.0)  # the package's import cost
+end = time.perf_counter() + KNOBS["import_s"]  # the package's import cost: wall time
+while time.perf_counter() < end:
+    pass
 {"".join(ops)}
 OPS = ({names},)
 
@@ -198,12 +220,37 @@ def add_knob_arguments(parser: argparse.ArgumentParser, defaults: Knobs = Knobs(
                         help="share of tests that keep a second thread alive (0..1)")
     parser.add_argument("--no-fsync", dest="fsync", action="store_false",
                         help="only failpath.point calls (default: odd points are os.fsync)")
+    parser.add_argument("--fixed-work", action="store_true",
+                        help="prefix and suffix as fixed work (counted now), not wall time")
+
+
+def _step(n: int) -> int:
+    return n + 1
+
+
+def steps_per_ms(sample_ms: float = 100.0) -> int:
+    """How many of the package's fixed-work steps (a Python call and a C call) this
+    process makes in a millisecond: the best of three samples."""
+    import time
+
+    best = 0.0
+    for _ in range(3):
+        n, steps = 0, 0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < sample_ms / 1000.0:
+            for _ in range(1000):
+                n = _step(n)
+                time.perf_counter()
+            steps += 1000
+        best = max(best, steps / (elapsed * 1000.0))
+    return max(1, int(best))
 
 
 def knobs_from(args: argparse.Namespace) -> Knobs:
     """Knobs from parsed arguments, checked."""
     k = Knobs(args.tests, args.points, args.hits, args.prefix_ms, args.suffix_ms,
-              args.import_s, args.threads, args.fsync)
+              args.import_s, args.threads, args.fsync,
+              steps_per_ms() if getattr(args, "fixed_work", False) else 0)
     if min(k.tests, k.points, k.hits) < 1:
         raise SystemExit(f"synth: tests={k.tests}, points={k.points}, hits={k.hits} must all "
                          "be >= 1")

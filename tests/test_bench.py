@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,55 @@ def test_baseline_benchmark_quick_run_prints_both_tests_and_their_hits() -> None
     one = rows["test_one_thread"]
     assert one[1] == "failpath" and int(one[5]) >= 3 * 500  # stat, open, unlink a cycle
     assert int(rows["test_threads_contending"][5]) >= 3 * 8 * 20
+
+
+def test_precision_scores_a_groups_units_by_the_verdict_of_their_test(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("precision", BENCH / "precision.py")
+    assert spec is not None and spec.loader is not None
+    precision = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "precision", precision)  # its dataclasses look it up
+    spec.loader.exec_module(precision)
+    site = {"tag": "p:f:1#open"}
+    labels = {"groups": [{"outcome": "mishandled", "tag": "p:f:1#open", "verdict": "false",
+                          "tests": [{"test": "t.py::test_other*", "verdict": "real"}]}]}
+
+    def result(*tests: str) -> dict[str, Any]:
+        return {"units": [{"outcome": "mishandled", "bug": True, "point": site, "test": t}
+                          for t in tests]}
+
+    alone = precision.score_target("p", result("t.py::test_pinned"), labels)
+    assert (alone.real, alone.false) == ([], ["mishandled p:f:1#open"])
+    assert alone.expected == ["mishandled p:f:1#open [t.py::test_other*]"] and not alone.found
+    both = precision.score_target("p", result("t.py::test_pinned", "t.py::test_other_2"),
+                                  labels)
+    assert (both.real, both.false) == (["mishandled p:f:1#open"], [])
+    assert both.found == both.expected
+    unknown = precision.score_target("p", result("t.py::test_pinned"), {"groups": []})
+    assert unknown.unlabeled == ["mishandled p:f:1#open"]
+
+
+def test_watch_benchmark_quick_run_prints_every_case_against_plain() -> None:
+    out = _run("watch.py", "--quick", "--steps", "2000", "--rounds", "1")
+    rows = {line[:28].strip(): line[28:].split() for line in out.splitlines()[2:]
+            if not line.startswith(("a unit's", "the fork"))}
+    assert set(rows) == {"plain", "boundary/profile", "boundary/trace", "hidden",
+                         "hidden+boundary/profile", "hidden+boundary/trace"}
+    assert rows["plain"][1] == "1.00x"
+    assert "a unit's child after its fault (both watches)" in out
+
+
+def test_synth_fixed_work_counts_its_steps_when_generated(tmp_path: Path) -> None:
+    out = _run("synth.py", str(tmp_path / "p"), "--tests", "1", "--points", "1", "--hits",
+               "1", "--prefix-ms", "1", "--suffix-ms", "1", "--import-s", "0",
+               "--fixed-work")
+    assert "1 tests x 1 points x 1 hits" in out
+    import json
+    knobs = json.loads((tmp_path / "p" / "knobs.json").read_text())
+    assert knobs["steps_per_ms"] > 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILPATH")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                          cwd=tmp_path / "p", capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]

@@ -293,24 +293,46 @@ def test_the_boundary_is_the_outermost_project_frame_and_its_end_is_seen(code: A
     assert sys.getprofile() is None
 
 
-@pytest.mark.parametrize("mode", ["monitoring", "profile"])
-def test_a_frames_end_is_seen_with_sys_monitoring_and_with_the_profile_hook(mode: str) -> None:
+class _CTracerLike:
+    """A trace function that is not a Python function or method, as coverage.py's CTracer:
+    the interpreter then never calls a frame's ``f_trace``, so the watch cannot share it."""
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize("mode", ["monitoring", "trace", "shared", "profile"])
+def test_a_frames_end_is_seen_whichever_way_the_watch_listens(mode: str) -> None:
     monitoring = getattr(sys, "monitoring", None)
     if mode == "monitoring" and monitoring is None:
         pytest.skip("sys.monitoring is Python 3.12+")
-    taken = []  # every tool id taken: the watch falls back to sys.setprofile
-    if mode == "profile" and monitoring is not None:
+    taken = []  # every tool id taken: the watch falls back to a trace or profile hook
+    if mode != "monitoring" and monitoring is not None:
         taken = [t for t in range(6) if monitoring.get_tool(t) is None]
         for tool in taken:
             monitoring.use_tool_id(tool, "test")
+    seen: list[tuple[str, str]] = []  # the shared tracer's events, passed on by the watch
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_name in ("gen", "value", "fail"):
+            seen.append((frame.f_code.co_name, event))
+            return local
+        return None
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        seen.append((frame.f_code.co_name, event))
+        return local
+
+    previous = sys.gettrace()
     try:
+        sys.settrace({"shared": tracer, "profile": _CTracerLike()}.get(mode))
         watch = boundary.Watch()
         ended: list[tuple[str, str, Any]] = []
         hooks: list[Any] = []
 
         def awaited(name: str) -> None:
             watch.await_end(sys._getframe(1), lambda f, how, v: ended.append((name, how, v)))
-            hooks.append((sys.getprofile(), repr(watch)))
+            hooks.append((sys.getprofile(), sys.gettrace(), repr(watch)))
 
         def gen() -> Any:
             awaited("gen")
@@ -328,17 +350,101 @@ def test_a_frames_end_is_seen_with_sys_monitoring_and_with_the_profile_hook(mode
         assert list(gen()) == [1, 2] and value() == 3  # a yield is not its end
         with pytest.raises(ValueError):
             fail()
+        tracing = sys.gettrace()
+        sys.settrace(previous)
         assert ended == [("gen", "returned", None), ("value", "returned", 3),
                          ("fail", "raised", None)]
         if mode == "monitoring":  # nothing on every call: only the awaited code's returns
-            assert all(hook is None and "monitoring" in text for hook, text in hooks)
+            assert all(p is None and "monitoring" in text for p, _t, text in hooks)
             assert "failpath-boundary" not in [monitoring.get_tool(t) for t in range(6)]
-        else:
-            assert all(hook is not None and "profile" in text for hook, text in hooks)
+        elif mode == "profile":  # a C tracer: every call and return through the profile hook
+            assert all(p is not None and "profile" in text for p, _t, text in hooks)
+        else:  # a generator's frame by the profile hook, the others by their own f_trace
+            assert [text.split("(")[1] for _p, _t, text in hooks] == [
+                "profile)>", "trace)>", "trace)>"]
+            assert hooks[1][0] is None and hooks[2][0] is None
+            if mode == "trace":  # no tracer: the watch's own, which traces no other frame
+                assert hooks[1][1] is boundary._no_call and tracing is None
+            else:  # the test's tracer stays, and still gets its frames' events
+                assert hooks[1][1] is tracer and tracing is tracer
+                assert ("value", "return") in seen and ("fail", "exception") in seen
+                assert ("fail", "return") in seen
         assert sys.getprofile() is None  # let go once nothing is awaited
     finally:
+        sys.settrace(previous)
         for tool in taken:
             monitoring.free_tool_id(tool)
+
+
+def test_a_frame_awaited_by_a_shared_tracer_is_handed_to_the_profile_hook_before_it_ends(
+        ) -> None:
+    # the hidden-error watch's tracer ends when the child's report begins: a boundary
+    # still awaited then is seen by the profile hook, and the frame's f_trace is its own
+    monitoring = getattr(sys, "monitoring", None)
+    taken = [t for t in range(6) if monitoring is not None and monitoring.get_tool(t) is None]
+    for tool in taken:
+        monitoring.use_tool_id(tool, "test")
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        return None
+
+    previous = sys.gettrace()
+    watch = boundary.Watch()
+    ended: list[str] = []
+    states: list[tuple[Any, str]] = []
+    try:
+        sys.settrace(tracer)
+
+        def call() -> int:
+            watch.await_end(sys._getframe(), lambda f, how, v: ended.append(how))
+            states.append((sys._getframe().f_trace, repr(watch)))
+            watch.untrace()
+            sys.settrace(None)  # the tracer ends, as the hidden-error watch's does
+            states.append((sys._getframe().f_trace, repr(watch)))
+            return 1
+
+        assert call() == 1
+    finally:
+        sys.settrace(previous)
+        for tool in taken:
+            monitoring.free_tool_id(tool)
+    assert ended == ["returned"]
+    assert states[0][0] is not None and "trace" in states[0][1]
+    assert states[1][0] is None and "profile" in states[1][1]
+    assert sys.getprofile() is None
+
+
+def test_a_cancelled_watch_gives_the_frames_their_trace_back_and_can_await_them_again(
+        ) -> None:
+    # a unit's child forked while the parent awaited a boundary by its f_trace: the child
+    # cancels the parent's watch, then awaits the same frame for its own failed call
+    monitoring = getattr(sys, "monitoring", None)
+    taken = [t for t in range(6) if monitoring is not None and monitoring.get_tool(t) is None]
+    for tool in taken:
+        monitoring.use_tool_id(tool, "test")
+    watch = boundary.Watch()
+    ended: list[str] = []
+    states: list[Any] = []
+    previous = sys.gettrace()
+    try:
+        sys.settrace(None)
+
+        def call() -> int:
+            here = sys._getframe()
+            watch.await_end(here, lambda f, how, v: ended.append("parent"))
+            watch.cancel()
+            states.append((here.f_trace, sys.gettrace(), repr(watch)))
+            watch.await_end(here, lambda f, how, v: ended.append("child"))
+            return 1
+
+        assert call() == 1
+    finally:
+        sys.settrace(previous)
+        for tool in taken:
+            monitoring.free_tool_id(tool)
+    assert ended == ["child"]
+    assert states == [(None, None, "<boundary.Watch awaiting 0 (idle)>")]
+    assert sys.gettrace() is previous and sys.getprofile() is None
 
 
 def test_test_code_in_the_package_is_not_a_boundary(code: Any) -> None:
@@ -892,20 +998,23 @@ def test_a_call_that_looks_first_still_takes_its_own_start_in_a_reused_frame(
         code: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # safer's test_str: a loop saves a file with a call from one line, and empties it
     # between rounds. Each call first looks (os.path.exists), then writes. When the
-    # second call's frame has the first one's address, its look is where the new call
-    # shows: its write must still take the state at its own start (empty), not the first
-    # call's (no file yet), or the file it left as it found it is judged torn.
+    # second call's frame has the first one's address, the test's own operation between
+    # the calls (no project frame on the stack) says the first call ended: the second
+    # call's write takes the state at its own start (empty), not the first call's (no
+    # file yet), or the file it left as it found it is judged torn.
     saved = tmp_path / "one"
     after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(saved)}))
     after.start_run(tracking=True)
-    positions = iter([5, 10, 5, 10, 10])
-    monkeypatch.setattr(after, "_call_key", lambda frame: (("one frame",), next(positions)))
+    keys = iter([(("one frame",), 5), (("one frame",), 10), None,
+                 (("one frame",), 5), (("one frame",), 10), (("one frame",), 10)])
+    monkeypatch.setattr(after, "_call_key", lambda frame: next(keys))
     here = sys._getframe()
     after.note_hit("io:stat", here)  # the first call: it looks, then writes
     after.note_hit("io:open", here)
     after.note_write(str(saved))
     saved.write_text("one two")
-    saved.write_text("")  # the test empties the file between the rounds
+    after.note_hit("io:open", here)  # the test empties the file between the rounds
+    saved.write_text("")
     after.note_hit("io:stat", here)  # the second call, in the same frame
     after.note_hit("io:open", here)  # its write, which fails
     after.mark_fault(here)
@@ -915,3 +1024,26 @@ def test_a_call_that_looks_first_still_takes_its_own_start_in_a_reused_frame(
     clean = {"how": "returned", "listing": {str(saved): "sha1:7:0123456789abcdef"},
              "places": facts["places"], "value": None}  # the clean run saved "one two"
     assert aftermath.findings(facts, clean, None)[1] == ()
+
+
+def test_a_loop_inside_one_call_that_looks_then_writes_keeps_the_calls_start(
+        code: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an archive written member by member: each round reads (a look), then writes; the
+    # position goes back at each look, and the call's start stays the call's, so a file
+    # its first round made is still new when a later round fails
+    made = tmp_path / "part"
+    after = aftermath.Aftermath(code.SCOPE, lambda: [], lambda: frozenset({str(made)}))
+    after.start_run(tracking=True)
+    keys = iter([(("one frame",), 5), (("one frame",), 10), (("one frame",), 5),
+                 (("one frame",), 10), (("one frame",), 10)])
+    monkeypatch.setattr(after, "_call_key", lambda frame: next(keys))
+    here = sys._getframe()
+    after.note_hit("io:read", here)  # round one: read a member, write it
+    after.note_hit("io:open", here)
+    after.note_write(str(made))
+    made.write_text("member one")
+    after.note_hit("io:read", here)  # round two
+    after.note_hit("io:write", here)  # fails
+    after.mark_fault(here)
+    facts = after.snapshot("raised")
+    assert facts["existed"] == [] and facts["call_start"] == {}

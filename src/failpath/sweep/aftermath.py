@@ -105,7 +105,7 @@ class Aftermath:
         may be reused by the next call, so its caller's frame and position are part of
         the key too. Two calls from one line in a loop share a key: the later one then
         compares with the earlier one's start, which only keeps more files suspect.
-        Also where the call is now (its frame's ``f_lasti``): see :meth:`_new_fd_call`."""
+        Also where the call is now (its frame's ``f_lasti``): see :meth:`note_hit`."""
         found = boundary.find(frame, self.scope)
         if found is None:
             return None
@@ -114,18 +114,6 @@ class Aftermath:
         caller = found.f_back
         return (id(found), id(found.f_code), id(caller),
                 caller.f_lasti if caller is not None else -1), found.f_lasti
-
-    def _new_fd_call(self, thread: int, key: tuple[int, ...], at: int) -> bool:
-        """Whether ``key`` at ``at`` begins another call than the one whose fds were taken
-        last.
-
-        Besides another key, a position before the last one seen in the same frame: an
-        executor thread runs each task's call in a frame at the same address, from a
-        caller at the same address, so only going back says that a new call began (or a
-        loop in the call went round: its earlier rounds' fds then count as held before,
-        which only keeps fewer suspects when the test failed)."""
-        last = self.call_fds.get(thread)
-        return last is None or last[0] != key or at < last[1]
 
     def _releasing(self, frame: FrameType | None) -> Any:
         """The object a project frame on the failing call's stack was releasing (the first
@@ -143,31 +131,49 @@ class Aftermath:
 
     def note_hit(self, cls: str, frame: FrameType | None) -> None:
         """Before an armed operation of the run: the first one of a project call that can
-        change a file takes the state (inode, size, times) of the files the run wrote."""
+        change a file takes the state (inode, size, times) of the files the run wrote.
+
+        Where a call begins is told three ways, since a frame's address comes back for the
+        next call from the same line (a loop), as the allocator gives it, and a verdict
+        must not hang on where the allocator put a frame:
+
+        * an operation with no project frame on the stack at all (the test's own, between
+          two calls): the call before has ended, whatever comes next is another;
+        * an operation of another project call: the start taken is that call's;
+        * the position in the frame going back, at an operation that can change a file:
+          its start is taken again (a loop inside one call does that too: its earlier
+          rounds' files then count as there when the call began, which only keeps fewer
+          suspects). At one that only looks, the start stays: a loop that reads, then
+          writes, keeps its call's start, so what its earlier rounds wrote is still the
+          call's. The fds open when a call began are taken again at any of these (an
+          executor thread runs each task's call in a frame at the same address, from a
+          caller at the same address: only going back says that a new call began).
+        """
         if not self.tracking:
             return
         found = self._call_key(frame)
+        thread = threading.get_ident()
         if found is None:
+            if (thread in self.calls or thread in self.call_fds) \
+                    and not boundary.inside_project(frame, self.scope):
+                self.calls.pop(thread, None)
+                self.call_fds.pop(thread, None)
             return
         key, at = found
-        thread = threading.get_ident()
-        new_call = self._new_fd_call(thread, key, at)
-        if new_call:
-            # A frame's address comes back for the next call from the same line (a loop),
-            # as the allocator gives it: the position going back tells that call from the
-            # one before too. The earlier call's start is dropped here, at the new call's
-            # first operation, even when that one only looks (an ``exists`` before the
-            # write): else its files would be judged from the earlier call's start, and a
-            # verdict would hang on where the allocator put a frame.
-            self.calls.pop(thread, None)
+        last_fds = self.call_fds.get(thread)
+        if last_fds is not None and last_fds[0] == key and at >= last_fds[1]:
+            new_call = False
+            self.call_fds[thread] = (key, at, last_fds[2])
+        else:
+            new_call = True
+            if last_fds is None or last_fds[0] != key:  # another call: not its start
+                self.calls.pop(thread, None)
             with bypass():
                 self.call_fds[thread] = (key, at, oracles.fd_identities(fresh=False))
-        else:
-            self.call_fds[thread] = (key, at, self.call_fds[thread][2])
         if cls in LOOKS_ONLY:
             return
         last = self.calls.get(thread)
-        if last is None or last[0] != key:
+        if last is None or last[0] != key or new_call:
             with bypass():
                 stats = {p: _stat_key(p) for p in self.written()}
                 # SQLite rolls a failed transaction back by writing the old pages again:

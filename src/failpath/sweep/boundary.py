@@ -5,17 +5,19 @@ the first frame of the test or of a harness: the API call the test made (``store
 or a context manager's generator (``with atomic_write(...)``). When that frame ends — it
 returns, or an exception unwinds out of it — the operation is over: the faulted run's
 files are compared with the clean run's at that moment, and the call is the one the state
-probe repeats. :class:`Watch` sees the end with ``sys.setprofile`` (which coverage.py's
-tracer leaves alone), only while some boundary is awaited.
+probe repeats. :class:`Watch` sees the end with ``sys.monitoring`` (3.12+), else with the
+awaited frame's own trace function, else with ``sys.setprofile`` (which coverage.py's tracer
+leaves alone), only while some boundary is awaited.
 """
 
 from __future__ import annotations
 
 import dis
+import inspect
 import re
 import sys
 from collections.abc import Callable
-from types import CodeType, FrameType
+from types import CodeType, FrameType, FunctionType, MethodType
 from typing import Any
 
 from failpath.sweep.evidence import Scope
@@ -48,6 +50,18 @@ def find(frame: FrameType | None, scope: Scope) -> FrameType | None:
             break
         frame = frame.f_back
     return found
+
+
+def inside_project(frame: FrameType | None, scope: Scope) -> bool:
+    """Whether a frame of the project's code (not its test code) is anywhere on the stack
+    at or above ``frame``, past third-party frames too (a callback the project passed to a
+    library runs inside the project's call)."""
+    while frame is not None:
+        code = frame.f_code
+        if scope.kind(code.co_filename) == "project" and not _is_test_code(code):
+            return True
+        frame = frame.f_back
+    return False
 
 
 #: unittest's and pytest's fixture methods: test code wherever it lives.
@@ -109,16 +123,40 @@ def take_tool_id(name: str) -> int | None:
     return None
 
 
+def _no_call(frame: FrameType, event: str, arg: Any) -> None:
+    """The global trace function while only awaited frames are traced: no other frame."""
+    return None
+
+
+#: What ``sys.gettrace()`` is when the interpreter's trampoline calls each frame's
+#: ``f_trace``: a Python function or method (``sys.settrace``'s). A C tracer (coverage.py's
+#: CTracer) gets every event itself and never calls a frame's ``f_trace``.
+_PYTHON_TRACERS = (FunctionType, MethodType)
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 class Watch:
     """Calls ``callback(frame, how, value)`` when an awaited frame ends (this thread only).
 
     ``how`` is ``returned`` (``value`` is the return value) or ``raised`` (``value`` is
     None). A generator's frame that yields has not ended.
 
-    On Python 3.12+ it listens with ``sys.monitoring``: local ``PY_RETURN`` events of the
-    awaited frames' code objects, and ``PY_UNWIND`` (a global event, an exception leaving a
-    frame); code that runs meanwhile pays nothing for its other calls. Before 3.12, or
-    when every monitoring tool id is taken, with ``sys.setprofile``.
+    How it listens, the cheapest way first:
+
+    * ``sys.monitoring`` (3.12+): local ``PY_RETURN`` events of the awaited frames' code
+      objects, and ``PY_UNWIND`` (a global event, an exception leaving a frame); code that
+      runs meanwhile pays nothing for its other calls.
+    * Else the awaited frame's own trace function (``f_trace``, without line events), as a
+      debugger sets it on the frames of a stack: only that frame's return reaches the watch.
+      It needs ``sys.settrace``'s trampoline: the watch installs a global trace function
+      that traces no other frame when there is no tracer, and shares a Python tracer that
+      is there (the hidden-error watch's, a debugger's), passing its events on. Not for a
+      generator's frame (its resumption gives it the tracer's own function again).
+    * Else (a C tracer such as coverage.py's owns ``sys.settrace``) ``sys.setprofile``,
+      which gets every call and return in the process, C calls included.
+
+    Whoever ends a shared Python tracer while frames are awaited calls :meth:`untrace`
+    first: those frames are then watched with ``sys.setprofile``.
     """
 
     def __init__(self) -> None:
@@ -127,25 +165,86 @@ class Watch:
         self._installed = False
         self._tool: int | None = None
         self._codes: set[CodeType] = set()  # the code objects with local events set
+        # frames watched by their f_trace: the frame, what its f_trace and f_trace_lines were
+        self._traced: dict[int, tuple[FrameType, Any, bool]] = {}
+        self._own_trace = False  # sys.settrace(_no_call) is this watch's
+        self._previous_trace: Any = None
 
     def __repr__(self) -> str:
-        how = "monitoring" if self._tool is not None else "profile"
+        how = "monitoring" if self._tool is not None else \
+            "profile" if self._installed else "trace" if self._traced else "idle"
         return f"<boundary.Watch awaiting {len(self.awaited)} ({how})>"
 
     def await_end(self, frame: FrameType, callback: Callback) -> None:
         """Call ``callback`` when ``frame`` ends."""
         self.awaited[id(frame)] = (frame, callback)
-        if self._monitor(frame.f_code):
+        if self._monitor(frame.f_code) or self._trace(frame):
             return
+        self._profile_on()
+
+    def cancel(self) -> None:
+        """Stop watching (in a forked child: the parent's boundaries are not its own)."""
+        self._untrace_frames()
+        self.awaited.clear()
+        self._uninstall()
+
+    def untrace(self) -> None:
+        """The Python tracer this watch shares is about to end: watch the frames it traced
+        with ``sys.setprofile`` from now on."""
+        if self._traced:
+            self._untrace_frames()
+            if self.awaited:
+                self._profile_on()
+
+    def _profile_on(self) -> None:
         if not self._installed:
             self._previous = sys.getprofile()
             sys.setprofile(self._profile)
             self._installed = True
 
-    def cancel(self) -> None:
-        """Stop watching (in a forked child: the parent's boundaries are not its own)."""
-        self.awaited.clear()
-        self._uninstall()
+    def _trace(self, frame: FrameType) -> bool:
+        """Watch ``frame`` by its own trace function; False when it cannot be (see the
+        class docstring)."""
+        if self._installed or frame.f_code.co_flags & _RESUMABLE:
+            return False
+        tracer = sys.gettrace()
+        if tracer is None:
+            self._previous_trace = None
+            sys.settrace(_no_call)
+            self._own_trace = True
+        elif not isinstance(tracer, _PYTHON_TRACERS):
+            return False
+        if id(frame) not in self._traced:
+            previous = frame.f_trace
+            if previous == self._local:  # never its own tracer's (that would recurse)
+                previous = None
+            self._traced[id(frame)] = (frame, previous, frame.f_trace_lines)
+            if frame.f_trace is None:
+                frame.f_trace_lines = False  # its returns, not its lines
+            frame.f_trace = self._local
+        return True
+
+    def _local(self, frame: FrameType, event: str, arg: Any) -> None:
+        """An awaited frame's trace function: its end, and the shared tracer's events."""
+        held = self._traced.get(id(frame))
+        if held is not None and held[1] is not None:
+            then = held[1](frame, event, arg)  # the tracer's own function for this frame
+            if then is not None and event != "return":
+                self._traced[id(frame)] = (frame, then, held[2])
+        if event == "return":
+            self._traced.pop(id(frame), None)
+            self._profile(frame, event, arg)
+        return None  # keeps this function the frame's
+
+    def _untrace_frames(self) -> None:
+        """Give the traced frames their own trace functions back."""
+        for frame, previous, lines in self._traced.values():
+            frame.f_trace, frame.f_trace_lines = previous, lines
+        self._traced.clear()
+        if self._own_trace:
+            if sys.gettrace() is _no_call:  # else a tracer started since is the test's
+                sys.settrace(self._previous_trace)
+            self._own_trace = False
 
     def _monitor(self, code: CodeType) -> bool:
         """Listen for ``code``'s returns with sys.monitoring; False when it cannot."""
@@ -199,10 +298,14 @@ class Watch:
         if entry is None or entry[0] is not frame:
             return
         del self.awaited[id(frame)]
+        held = self._traced.pop(id(frame), None)
+        if held is not None:  # it ended seen by the profile hook (after :meth:`untrace`)
+            frame.f_trace, frame.f_trace_lines = held[1:]
         if self._tool is not None and frame.f_code in self._codes and not any(
                 f.f_code is frame.f_code for f, _ in self.awaited.values()):
             _MONITORING.set_local_events(self._tool, frame.f_code, 0)
             self._codes.discard(frame.f_code)
         if not self.awaited:
+            self._untrace_frames()
             self._uninstall()
         entry[1](frame, how, value)

@@ -164,6 +164,7 @@ class TestRun:
         assert child is not None
         self.busy = True
         if child.hidden is not None:  # the test is over, and with it the failure path
+            self.aftermath.watch.untrace()  # a boundary still awaited: by the profile hook
             child.hidden.stop()
         if child.twin:  # its call never ended, or its hit never came
             said = UnitResult("recovered", twin=self.aftermath.snapshot("test-ended"))

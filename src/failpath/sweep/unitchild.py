@@ -93,14 +93,14 @@ class UnitChild:
             return None
         child.masking = _propagating(self.scope)
         self.aftermath.mark_fault(sys._getframe(1))
+        hidden = Raised(self.scope)
+        if hidden.available(self.cov is not None):
+            child.hidden = hidden
+            hidden.start()  # first: on 3.10 and 3.11 the boundary's watch shares its tracer
         retry = (lambda: min(5.0, self.timeout_for(child.unit) / 2)) \
             if child.unit.mode == "transient" else None
         self.aftermath.watch_from(sys._getframe(1), lambda facts: None, retry, child.injected,
                                   peer=child.unit.cls.startswith("net:"))
-        hidden = Raised(self.scope)
-        if hidden.available(self.cov is not None):
-            child.hidden = hidden
-            hidden.start()
         return fault
 
     def _observe(self) -> None:
